@@ -1,0 +1,44 @@
+# Berth's developer commands. `make test` is what CI runs (.ci/run).
+
+GO ?= go
+FUZZTIME ?= 10s
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: test deps vet unit fuzz generate bench build
+
+## test: install test dependencies, then vet, unit + end-to-end tests (race detector on), and short fuzz runs
+test: deps vet unit fuzz
+
+## deps: the AWS CLI v2 from Debian, which the end-to-end tests drive
+deps:
+	@if [ ! -x /usr/bin/aws ]; then \
+		echo "installing awscli from Debian"; \
+		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
+		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq awscli >/dev/null; \
+	fi
+	@/usr/bin/aws --version
+
+vet:
+	$(GO) vet ./...
+
+unit:
+	$(GO) test -race -count=1 -timeout 15m ./...
+
+## fuzz: each fuzz target for FUZZTIME (go runs one target per package per call)
+fuzz:
+	$(GO) test -run '^$$' -fuzz '^FuzzDispatch$$' -fuzztime $(FUZZTIME) ./internal/awsmodel
+	$(GO) test -run '^$$' -fuzz '^FuzzHandlers$$' -fuzztime $(FUZZTIME) ./internal/api/ecs
+	$(GO) test -run '^$$' -fuzz '^FuzzParseAuthorization$$' -fuzztime $(FUZZTIME) ./internal/api/sigv4
+	$(GO) test -run '^$$' -fuzz '^FuzzParsePresigned$$' -fuzztime $(FUZZTIME) ./internal/api/sigv4
+
+## generate: regenerate API types from ../shared/aws-models
+generate:
+	$(GO) generate ./internal/awsmodel
+
+## bench: the benchmarks recorded in docs/benchmarks.md
+bench:
+	$(GO) run ./bench/taskdefs
+	$(GO) test -run '^$$' -bench . -benchtime 2s ./internal/store/bolt
+
+build:
+	$(GO) build -o bin/berth ./cmd/berth

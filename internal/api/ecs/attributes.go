@@ -1,0 +1,217 @@
+package ecs
+
+import (
+	"context"
+	"errors"
+	"regexp"
+	"slices"
+	"strings"
+
+	"github.com/berthdev/berth/internal/awsmodel/ecstypes"
+	"github.com/berthdev/berth/internal/state"
+	"github.com/berthdev/berth/internal/store"
+)
+
+// Attribute rules from the ECS documentation.
+const maxCustomAttributes = 10
+
+var (
+	attrNameRE  = regexp.MustCompile(`^[a-zA-Z0-9_./\\-]{1,128}$`)
+	attrValueRE = regexp.MustCompile(`^[a-zA-Z0-9_.@/\\: -]{1,128}$`)
+)
+
+// builtinAttribute reports whether an attribute is one the agent sets (not
+// counted against the custom attribute limit).
+func builtinAttribute(name string) bool {
+	return strings.HasPrefix(name, "ecs.") || strings.HasPrefix(name, "com.amazonaws.ecs.")
+}
+
+func checkAttribute(a ecstypes.Attribute, withValue bool) error {
+	if a.TargetType != "" && a.TargetType != ecstypes.TargetTypeContainerInstance {
+		return invalidParam("Attribute %q: the only targetType is container-instance.", a.Name)
+	}
+	if !attrNameRE.MatchString(a.Name) {
+		return invalidParam("Attribute name %q must be 1 to 128 letters, numbers, hyphens, underscores, periods, forward slashes or back slashes.", a.Name)
+	}
+	if withValue && a.Value != "" && (!attrValueRE.MatchString(a.Value) || strings.TrimSpace(a.Value) != a.Value) {
+		return invalidParam("Attribute %q: values are 1 to 128 letters, numbers, hyphens, underscores, periods, at signs, slashes, colons or spaces, with no leading or trailing space.", a.Name)
+	}
+	if a.TargetId == "" {
+		return invalidParam("Attribute %q needs a targetId: the container instance ID or ARN.", a.Name)
+	}
+	return nil
+}
+
+// instanceFor resolves an attribute's target within cluster.
+func (s *Service) instanceFor(tx store.ReadTx, cluster, target string) (string, *state.ContainerInstance, error) {
+	c, id, ok := s.arns.ContainerInstanceID(target)
+	if !ok || (c != "" && c != cluster) {
+		return "", nil, ecstypes.NewTargetNotFoundException("Could not find %s.", target)
+	}
+	key := state.InstanceKey(cluster, id)
+	ci, ok, err := state.Get[state.ContainerInstance](tx, key)
+	if err != nil {
+		return "", nil, err
+	}
+	if !ok {
+		return "", nil, ecstypes.NewTargetNotFoundException("Could not find %s.", target)
+	}
+	return key, ci, nil
+}
+
+// PutAttributes creates or updates custom attributes on container instances.
+func (s *Service) PutAttributes(ctx context.Context, in *ecstypes.PutAttributesRequest) (*ecstypes.PutAttributesResponse, error) {
+	if len(in.Attributes) > maxCustomAttributes {
+		return nil, invalidParam("You can put at most %d attributes in one call.", maxCustomAttributes)
+	}
+	for _, a := range in.Attributes {
+		if err := checkAttribute(a, true); err != nil {
+			return nil, err
+		}
+	}
+	out := &ecstypes.PutAttributesResponse{}
+	_, err := s.store.Update(ctx, func(tx store.Tx) error {
+		cluster, err := s.activeCluster(tx, in.Cluster)
+		if err != nil {
+			return err
+		}
+		changed := map[string]*state.ContainerInstance{}
+		for _, a := range in.Attributes {
+			key, ci, err := s.instanceFor(tx, cluster.ClusterName, a.TargetId)
+			if err != nil {
+				return err
+			}
+			if prev, ok := changed[key]; ok {
+				ci = prev
+			}
+			stored := ecstypes.Attribute{Name: a.Name, Value: a.Value}
+			if i := slices.IndexFunc(ci.Attributes, func(x ecstypes.Attribute) bool { return x.Name == a.Name }); i >= 0 {
+				ci.Attributes[i] = stored
+			} else {
+				ci.Attributes = append(ci.Attributes, stored)
+			}
+			custom := 0
+			for _, x := range ci.Attributes {
+				if !builtinAttribute(x.Name) {
+					custom++
+				}
+			}
+			if custom > maxCustomAttributes {
+				return ecstypes.NewAttributeLimitExceededException("A container instance can have at most %d custom attributes; %s would have %d.", maxCustomAttributes, a.TargetId, custom)
+			}
+			changed[key] = ci
+		}
+		for key, ci := range changed {
+			if err := state.Put(tx, key, ci); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	out.Attributes = in.Attributes
+	return out, nil
+}
+
+// DeleteAttributes removes custom attributes from container instances.
+func (s *Service) DeleteAttributes(ctx context.Context, in *ecstypes.DeleteAttributesRequest) (*ecstypes.DeleteAttributesResponse, error) {
+	for _, a := range in.Attributes {
+		if err := checkAttribute(a, false); err != nil {
+			return nil, err
+		}
+	}
+	_, err := s.store.Update(ctx, func(tx store.Tx) error {
+		cluster, err := s.activeCluster(tx, in.Cluster)
+		if err != nil {
+			return err
+		}
+		changed := map[string]*state.ContainerInstance{}
+		for _, a := range in.Attributes {
+			key, ci, err := s.instanceFor(tx, cluster.ClusterName, a.TargetId)
+			if err != nil {
+				return err
+			}
+			if prev, ok := changed[key]; ok {
+				ci = prev
+			}
+			ci.Attributes = slices.DeleteFunc(ci.Attributes, func(x ecstypes.Attribute) bool { return x.Name == a.Name })
+			changed[key] = ci
+		}
+		for key, ci := range changed {
+			if err := state.Put(tx, key, ci); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &ecstypes.DeleteAttributesResponse{Attributes: in.Attributes}, nil
+}
+
+// ListAttributes lists the attributes of a cluster's container instances,
+// filtered by name and value. Pages hold up to maxResults attributes and
+// restart after the last instance returned.
+func (s *Service) ListAttributes(ctx context.Context, in *ecstypes.ListAttributesRequest) (*ecstypes.ListAttributesResponse, error) {
+	if in.TargetType != ecstypes.TargetTypeContainerInstance {
+		return nil, invalidParam("targetType must be container-instance.")
+	}
+	if in.AttributeValue != "" && in.AttributeName == "" {
+		return nil, invalidParam("attributeValue can only be used together with attributeName.")
+	}
+	p, err := newPage(in.MaxResults, in.NextToken, 100)
+	if err != nil {
+		return nil, err
+	}
+	out := &ecstypes.ListAttributesResponse{}
+	err = s.store.View(ctx, func(tx store.ReadTx) error {
+		cluster, err := s.activeCluster(tx, in.Cluster)
+		if err != nil {
+			return err
+		}
+		// Count an instance as kept when it contributes attributes; the page
+		// may then end a little past maxResults, never splitting an instance.
+		n := 0
+		var next string
+		_, err = scan(tx, state.InstancesClusterPrefix(cluster.ClusterName), page{after: p.after, limit: -1}, func(kv store.KV) (bool, error) {
+			ci, err := state.Decode[state.ContainerInstance](kv)
+			if err != nil {
+				return false, err
+			}
+			for _, a := range ci.Attributes {
+				if in.AttributeName != "" && a.Name != in.AttributeName {
+					continue
+				}
+				if in.AttributeValue != "" && a.Value != in.AttributeValue {
+					continue
+				}
+				out.Attributes = append(out.Attributes, ecstypes.Attribute{
+					Name: a.Name, Value: a.Value,
+					TargetType: ecstypes.TargetTypeContainerInstance,
+					TargetId:   ci.ContainerInstanceArn,
+				})
+				n++
+			}
+			if n >= p.limit {
+				more, err := tx.List(state.InstancesClusterPrefix(cluster.ClusterName), kv.Key, 1)
+				if err != nil {
+					return false, err
+				}
+				if len(more) > 0 {
+					next = token(kv.Key)
+				}
+				return false, errStop
+			}
+			return false, nil
+		})
+		if err != nil && !errors.Is(err, errStop) {
+			return err
+		}
+		out.NextToken = next
+		return nil
+	})
+	return out, err
+}

@@ -1,0 +1,335 @@
+// Package api is Berth's front door: one HTTP handler that carries every AWS
+// API Berth speaks. It authenticates each request with SigV4, routes it to a
+// service by protocol (X-Amz-Target for the JSON protocols), writes replies in
+// the service's encoding, and is the only place where errors become AWS error
+// shapes on the wire.
+package api
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/berthdev/berth/internal/api/sigv4"
+	"github.com/berthdev/berth/internal/awsmodel"
+	"github.com/berthdev/berth/internal/errdefs"
+)
+
+// DefaultMaxBodyBytes caps the body of one API request. The largest ECS
+// request (RegisterTaskDefinition) is limited to 64 KiB by ECS itself; the cap
+// leaves room for other services while keeping a client from exhausting memory.
+const DefaultMaxBodyBytes = 2 << 20
+
+// HealthPath answers 200 once the server is serving requests.
+const HealthPath = "/_berth/health"
+
+// JSONService is an AWS service spoken over the AWS JSON 1.0 or 1.1
+// protocol: POST / with X-Amz-Target: <TargetPrefix>.<Operation>.
+type JSONService struct {
+	// TargetPrefix is the X-Amz-Target prefix, e.g.
+	// AmazonEC2ContainerServiceV20141113.
+	TargetPrefix string
+	// JSONVersion is "1.0" or "1.1"; it sets the reply's Content-Type.
+	JSONVersion string
+	// SigningName is the SigV4 service name clients sign with (e.g. "ecs").
+	SigningName string
+	// ValidationCode is the error code for a request that breaks the model's
+	// constraints, e.g. InvalidParameterException.
+	ValidationCode string
+	// NotImplementedCode is the error code for a known operation that Berth
+	// does not implement, e.g. UnsupportedFeatureException.
+	NotImplementedCode string
+	// ServerErrorCode is the error code (HTTP 500) for an unexpected failure,
+	// e.g. ServerException.
+	ServerErrorCode string
+	// Dispatch decodes, validates and runs operation op.
+	Dispatch func(ctx context.Context, op string, body []byte) (any, error)
+}
+
+// Authenticator verifies a request's signature and says who made it.
+type Authenticator interface {
+	Verify(ctx context.Context, r *http.Request, body []byte) (sigv4.Result, error)
+}
+
+// Config configures the front door. Validate fills defaults.
+type Config struct {
+	// Region is the one AWS region this Berth serves.
+	Region string
+	// Auth verifies requests. Nil is refused by Validate unless Insecure is set.
+	Auth Authenticator
+	// Insecure skips signature verification (explicit dev mode, never the default).
+	Insecure bool
+	// MaxBodyBytes caps request bodies; 0 means DefaultMaxBodyBytes.
+	MaxBodyBytes int64
+	// Logger receives one line per failed request and per server error.
+	Logger *slog.Logger
+	// PrincipalARN names the principal behind an access key; nil means every
+	// key acts as the account's root (arn:aws:iam::<account>:root).
+	PrincipalARN func(accessKeyID string) string
+	// Account is the AWS account id, used for the default principal.
+	Account string
+	// Services are the JSON-protocol services to route to.
+	Services []*JSONService
+	// Now is the clock (for request timing in logs).
+	Now func() time.Time
+}
+
+// Validate checks the configuration and fills defaults.
+func (c *Config) Validate() error {
+	if c.Account == "" {
+		return fmt.Errorf("api: account is required: %w", errdefs.ErrInvalidArgument)
+	}
+	if c.Region == "" {
+		return fmt.Errorf("api: region is required: %w", errdefs.ErrInvalidArgument)
+	}
+	if c.Auth == nil && !c.Insecure {
+		return fmt.Errorf("api: an authenticator is required unless insecure mode is chosen: %w", errdefs.ErrInvalidArgument)
+	}
+	if c.MaxBodyBytes <= 0 {
+		c.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	for _, s := range c.Services {
+		if s.TargetPrefix == "" || s.Dispatch == nil || s.SigningName == "" {
+			return fmt.Errorf("api: service %q lacks a target prefix, signing name or dispatcher: %w", s.TargetPrefix, errdefs.ErrInvalidArgument)
+		}
+		if s.JSONVersion == "" {
+			s.JSONVersion = "1.1"
+		}
+		if s.ValidationCode == "" {
+			s.ValidationCode = "ValidationException"
+		}
+		if s.NotImplementedCode == "" {
+			s.NotImplementedCode = "NotImplementedException"
+		}
+		if s.ServerErrorCode == "" {
+			s.ServerErrorCode = "InternalFailure"
+		}
+	}
+	return nil
+}
+
+// Server is the front door's http.Handler.
+type Server struct {
+	cfg      Config
+	byPrefix map[string]*JSONService
+	log      *slog.Logger
+}
+
+// New returns a front door for cfg.
+func New(cfg Config) (*Server, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	s := &Server{cfg: cfg, byPrefix: map[string]*JSONService{}, log: cfg.Logger.With("component", "api")}
+	for _, svc := range cfg.Services {
+		s.byPrefix[svc.TargetPrefix] = svc
+	}
+	return s, nil
+}
+
+// ServeHTTP routes one request.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	reqID := newRequestID()
+	w.Header().Set("x-amzn-RequestId", reqID)
+	if r.URL.Path == HealthPath {
+		s.health(w, r)
+		return
+	}
+	target := r.Header.Get("X-Amz-Target")
+	if target == "" {
+		s.writeJSONError(w, r, reqID, nil, awsmodel.NewAPIError("UnknownOperationException", http.StatusBadRequest,
+			"the request names no operation: Berth routes AWS JSON requests by the X-Amz-Target header"))
+		return
+	}
+	prefix, op, ok := strings.Cut(target, ".")
+	svc := s.byPrefix[prefix]
+	if !ok || svc == nil {
+		s.writeJSONError(w, r, reqID, nil, awsmodel.NewAPIError("UnknownOperationException", http.StatusBadRequest,
+			"X-Amz-Target %q names a service Berth does not serve", target))
+		return
+	}
+	if r.Method != http.MethodPost {
+		s.writeJSONError(w, r, reqID, svc, awsmodel.NewAPIError("UnknownOperationException", http.StatusMethodNotAllowed,
+			"AWS JSON requests must use POST, not %s", r.Method))
+		return
+	}
+	body, err := readBody(w, r, s.cfg.MaxBodyBytes)
+	if err != nil {
+		s.writeJSONError(w, r, reqID, svc, err)
+		return
+	}
+	caller := Caller{ARN: "arn:aws:iam::" + s.cfg.Account + ":root"}
+	if !s.cfg.Insecure {
+		res, err := s.cfg.Auth.Verify(r.Context(), r, body)
+		if err != nil {
+			s.writeJSONError(w, r, reqID, svc, err)
+			return
+		}
+		if err := s.checkScope(res, svc); err != nil {
+			s.writeJSONError(w, r, reqID, svc, err)
+			return
+		}
+		caller.AccessKeyID = res.AccessKeyID
+		if s.cfg.PrincipalARN != nil {
+			caller.ARN = s.cfg.PrincipalARN(res.AccessKeyID)
+		}
+	}
+	out, err := svc.Dispatch(WithCaller(r.Context(), caller), op, body)
+	if err != nil {
+		s.writeJSONError(w, r, reqID, svc, err)
+		return
+	}
+	buf, err := json.Marshal(out)
+	if err != nil {
+		s.writeJSONError(w, r, reqID, svc, fmt.Errorf("encoding %s reply: %w", op, err))
+		return
+	}
+	w.Header().Set("Content-Type", "application/x-amz-json-"+svc.JSONVersion)
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write(buf)
+}
+
+// checkScope refuses a signature scoped to another region or service: Berth
+// serves one region, and the ARNs it returns name it.
+func (s *Server) checkScope(res sigv4.Result, svc *JSONService) error {
+	if res.Region != s.cfg.Region {
+		return awsmodel.NewAPIError("InvalidSignatureException", http.StatusBadRequest,
+			"Credential should be scoped to a valid region, not '%s'. This Berth serves region '%s'.", res.Region, s.cfg.Region)
+	}
+	if res.Service != svc.SigningName {
+		return awsmodel.NewAPIError("InvalidSignatureException", http.StatusBadRequest,
+			"Credential should be scoped to correct service: '%s'.", svc.SigningName)
+	}
+	return nil
+}
+
+func (s *Server) health(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusOK)
+	_, _ = io.WriteString(w, `{"status":"ok"}`+"\n")
+}
+
+// errBodyTooLarge is answered with 413.
+var errBodyTooLarge = errors.New("request body too large")
+
+func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, error) {
+	if r.ContentLength > limit {
+		return nil, fmt.Errorf("%w: %d bytes exceeds the %d-byte limit", errBodyTooLarge, r.ContentLength, limit)
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return nil, fmt.Errorf("%w: it exceeds the %d-byte limit", errBodyTooLarge, limit)
+		}
+		return nil, &awsmodel.SerializationError{Detail: "reading the request body: " + err.Error()}
+	}
+	return body, nil
+}
+
+// wireError maps any error to the AWS code, HTTP status and message sent to
+// the client. It is the one place where error classes meet the wire.
+func wireError(svc *JSONService, err error) (code string, status int, msg string, internal bool) {
+	var (
+		apiErr *awsmodel.APIError
+		sigErr *sigv4.Error
+		valErr *awsmodel.ValidationError
+		serErr *awsmodel.SerializationError
+		nieErr *awsmodel.NotImplementedError
+		unkErr *awsmodel.UnknownOperationError
+	)
+	validation, notImpl, server := "ValidationException", "NotImplementedException", "InternalFailure"
+	if svc != nil {
+		validation, notImpl, server = svc.ValidationCode, svc.NotImplementedCode, svc.ServerErrorCode
+	}
+	switch {
+	case errors.As(err, &apiErr):
+		status := apiErr.Status
+		if status == 0 {
+			status = http.StatusBadRequest
+		}
+		return apiErr.Code, status, apiErr.Message, status >= 500
+	case errors.As(err, &sigErr):
+		return sigErr.Code, sigErr.HTTPStatus, sigErr.Message, false
+	case errors.As(err, &valErr):
+		return validation, http.StatusBadRequest, valErr.Error(), false
+	case errors.As(err, &serErr):
+		return "SerializationException", http.StatusBadRequest, serErr.Detail, false
+	case errors.As(err, &nieErr):
+		return notImpl, http.StatusBadRequest, nieErr.Error(), false
+	case errors.As(err, &unkErr):
+		return "UnknownOperationException", http.StatusBadRequest, unkErr.Error(), false
+	case errors.Is(err, errBodyTooLarge):
+		return "RequestEntityTooLargeException", http.StatusRequestEntityTooLarge, err.Error(), false
+	case errors.Is(err, errdefs.ErrInvalidArgument):
+		return validation, http.StatusBadRequest, err.Error(), false
+	case errors.Is(err, errdefs.ErrNotFound):
+		return "ResourceNotFoundException", http.StatusBadRequest, err.Error(), false
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		return "RequestTimeoutException", http.StatusRequestTimeout, "the request was cancelled before it completed", false
+	}
+	return server, http.StatusInternalServerError, "", true
+}
+
+func (s *Server) writeJSONError(w http.ResponseWriter, r *http.Request, reqID string, svc *JSONService, err error) {
+	code, status, msg, internal := wireError(svc, err)
+	target := r.Header.Get("X-Amz-Target")
+	if internal {
+		// The cause stays in the log; the client gets the request id to quote.
+		s.log.Error("request failed", "target", target, "request_id", reqID, "err", err)
+		if msg == "" {
+			msg = "An internal error occurred. Quote request id " + reqID + " when reporting it."
+		}
+	} else {
+		s.log.Debug("request refused", "target", target, "request_id", reqID, "code", code, "status", status)
+	}
+	version := "1.1"
+	if svc != nil {
+		version = svc.JSONVersion
+	}
+	w.Header().Set("Content-Type", "application/x-amz-json-"+version)
+	w.Header().Set("X-Amzn-ErrorType", code)
+	w.WriteHeader(status)
+	buf, _ := json.Marshal(struct {
+		Type    string `json:"__type"`
+		Message string `json:"message"`
+	}{code, msg})
+	_, _ = w.Write(buf)
+}
+
+// newRequestID returns a random UUID (version 4) in the form AWS uses.
+func newRequestID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	var out [36]byte
+	hex.Encode(out[0:8], b[0:4])
+	out[8] = '-'
+	hex.Encode(out[9:13], b[4:6])
+	out[13] = '-'
+	hex.Encode(out[14:18], b[6:8])
+	out[18] = '-'
+	hex.Encode(out[19:23], b[8:10])
+	out[23] = '-'
+	hex.Encode(out[24:], b[10:])
+	return string(out[:])
+}

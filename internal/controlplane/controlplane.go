@@ -1,0 +1,217 @@
+// Package controlplane assembles Berth's control plane from its parts: the
+// embedded store, the admin credentials, the AWS API front door and the
+// service handlers. `berth up`, `berth server` and the end-to-end tests all
+// start Berth through it, so they run the same wiring.
+package controlplane
+
+import (
+	"context"
+	"crypto/subtle"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/berthdev/berth/internal/api"
+	"github.com/berthdev/berth/internal/api/ecs"
+	"github.com/berthdev/berth/internal/api/sigv4"
+	"github.com/berthdev/berth/internal/store"
+	"github.com/berthdev/berth/internal/store/bolt"
+)
+
+// Defaults.
+const (
+	DefaultListen  = "127.0.0.1:4566"
+	DefaultRegion  = "us-east-1"
+	DefaultAccount = "000000000000"
+	storeFile      = "state.db"
+)
+
+// Config configures a control plane. Validate fills defaults.
+type Config struct {
+	// Listen is the TCP address of the API endpoint.
+	Listen string
+	// DataDir holds the store, the admin key and (later) registry blobs and logs.
+	DataDir string
+	Region  string
+	Account string
+	// AdminKey, when set, is used instead of the stored or generated key.
+	AdminKey AdminKey
+	// Insecure skips SigV4 verification. Development only; never the default.
+	Insecure bool
+	Logger   *slog.Logger
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+}
+
+// Validate checks cfg and fills defaults.
+func (c *Config) Validate() error {
+	if c.Listen == "" {
+		c.Listen = DefaultListen
+	}
+	if c.DataDir == "" {
+		return errors.New("controlplane: a data directory is required")
+	}
+	if c.Region == "" {
+		c.Region = DefaultRegion
+	}
+	if c.Account == "" {
+		c.Account = DefaultAccount
+	}
+	if len(c.Account) != 12 || !isDigits(c.Account) {
+		return fmt.Errorf("controlplane: account id %q must be 12 digits", c.Account)
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	return nil
+}
+
+func isDigits(s string) bool {
+	for _, r := range s {
+		if r < '0' || r > '9' {
+			return false
+		}
+	}
+	return true
+}
+
+// ControlPlane is a started control plane: its store is open and its
+// listener bound; Serve answers requests.
+type ControlPlane struct {
+	cfg      Config
+	store    store.Store
+	listener net.Listener
+	http     *http.Server
+	key      AdminKey
+	// KeyCreated reports that this start generated a new admin key.
+	KeyCreated bool
+	// CredentialsFile and EnvFile are the profile files written for users.
+	CredentialsFile, EnvFile string
+	log                      *slog.Logger
+}
+
+// Open opens the store, loads or creates the admin key, and binds the
+// listener. Close (or Serve returning) releases them.
+func Open(cfg Config) (*ControlPlane, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	log := cfg.Logger.With("component", "controlplane")
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("creating data directory: %w", err)
+	}
+	key, created, err := loadOrCreateKey(cfg.DataDir, cfg.AdminKey)
+	if err != nil {
+		return nil, err
+	}
+	st, err := bolt.Open(filepath.Join(cfg.DataDir, storeFile), bolt.Options{Logger: cfg.Logger})
+	if err != nil {
+		return nil, fmt.Errorf("opening store: %w", err)
+	}
+	cp := &ControlPlane{cfg: cfg, store: st, key: key, KeyCreated: created, log: log}
+	ecsSvc, err := ecs.New(ecs.Config{Store: st, Region: cfg.Region, Account: cfg.Account, Now: cfg.Now, Logger: cfg.Logger})
+	if err != nil {
+		st.Close()
+		return nil, err
+	}
+	front, err := api.New(api.Config{
+		Region:   cfg.Region,
+		Account:  cfg.Account,
+		Auth:     &sigv4.Verifier{Lookup: cp.lookupKey, Now: cfg.Now},
+		Insecure: cfg.Insecure,
+		Logger:   cfg.Logger,
+		Services: []*api.JSONService{ecsSvc.JSONService()},
+	})
+	if err != nil {
+		st.Close()
+		return nil, err
+	}
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		st.Close()
+		return nil, fmt.Errorf("listening on %s: %w", cfg.Listen, err)
+	}
+	cp.listener = ln
+	cp.http = &http.Server{
+		Handler:           front,
+		ReadHeaderTimeout: 10 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	cp.CredentialsFile, cp.EnvFile, err = writeProfiles(cfg.DataDir, key, cp.Endpoint(), cfg.Region)
+	if err != nil {
+		ln.Close()
+		st.Close()
+		return nil, fmt.Errorf("writing credential profiles: %w", err)
+	}
+	if cfg.Insecure {
+		log.Warn("signature verification is OFF: any request is accepted as the admin")
+	}
+	return cp, nil
+}
+
+// lookupKey finds the secret of an access key; only the admin key exists.
+func (cp *ControlPlane) lookupKey(_ context.Context, id string) (sigv4.Credentials, bool) {
+	if subtle.ConstantTimeCompare([]byte(id), []byte(cp.key.AccessKeyID)) != 1 {
+		return sigv4.Credentials{}, false
+	}
+	return sigv4.Credentials{AccessKeyID: cp.key.AccessKeyID, SecretAccessKey: cp.key.SecretAccessKey}, true
+}
+
+// Endpoint is the URL clients use, e.g. http://127.0.0.1:4566.
+func (cp *ControlPlane) Endpoint() string { return "http://" + cp.listener.Addr().String() }
+
+// Key is the admin key.
+func (cp *ControlPlane) Key() AdminKey { return cp.key }
+
+// Region is the served region.
+func (cp *ControlPlane) Region() string { return cp.cfg.Region }
+
+// Account is the served account id.
+func (cp *ControlPlane) Account() string { return cp.cfg.Account }
+
+// DataDir is the data directory.
+func (cp *ControlPlane) DataDir() string { return cp.cfg.DataDir }
+
+// Serve answers requests until ctx ends, then shuts down gracefully
+// (in-flight requests get up to 10 seconds) and closes the store.
+func (cp *ControlPlane) Serve(ctx context.Context) error {
+	errc := make(chan error, 1)
+	go func() { errc <- cp.http.Serve(cp.listener) }()
+	cp.log.Info("serving", "endpoint", cp.Endpoint(), "region", cp.cfg.Region, "account", cp.cfg.Account, "data_dir", cp.cfg.DataDir)
+	var err error
+	select {
+	case err = <-errc:
+	case <-ctx.Done():
+		sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		err = cp.http.Shutdown(sctx)
+		cancel()
+		<-errc
+	}
+	if cerr := cp.store.Close(); err == nil {
+		err = cerr
+	}
+	if errors.Is(err, http.ErrServerClosed) {
+		err = nil
+	}
+	cp.log.Info("stopped")
+	return err
+}
+
+// Store is the control plane's store, for in-process test harnesses that
+// seed objects directly.
+func (cp *ControlPlane) Store() store.Store { return cp.store }
+
+// Close releases the listener and store without serving.
+func (cp *ControlPlane) Close() error {
+	cp.listener.Close()
+	return cp.store.Close()
+}

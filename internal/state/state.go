@@ -1,0 +1,112 @@
+// Package state is the layout of ECS objects in the store: which key holds
+// which object, the records stored there (the AWS API shapes plus a small
+// envelope), and typed reads and writes inside a store transaction.
+//
+// The API handlers and the controllers both go through this package, so the
+// key layout is written down once.
+//
+// Key layout (ordered as the List APIs need to walk them):
+//
+//	/ecs/clusters/<name>                                   Cluster
+//	/ecs/families/<family>                                 Family
+//	/ecs/taskdefs/<family>\x00<revision, 10 digits>        TaskDefinition
+//	/ecs/instances/<cluster>/<instance id>                 ContainerInstance
+//	/ecs/services/<cluster>/<name>                         (services, later)
+//	/ecs/tasks/<cluster>/<task id>                         (tasks, later)
+//	/ecs/settings/<principal arn>\x00<setting name>        Setting
+package state
+
+import (
+	"encoding/json"
+	"fmt"
+
+	"github.com/berthdev/berth/internal/store"
+)
+
+// Key prefixes.
+const (
+	ClustersPrefix  = "/ecs/clusters/"
+	FamiliesPrefix  = "/ecs/families/"
+	TaskDefsPrefix  = "/ecs/taskdefs/"
+	InstancesPrefix = "/ecs/instances/"
+	ServicesPrefix  = "/ecs/services/"
+	TasksPrefix     = "/ecs/tasks/"
+	SettingsPrefix  = "/ecs/settings/"
+)
+
+// sep separates the parts of a key whose first part is a name that may be a
+// prefix of another name: it sorts below every character names may hold, so
+// "web" and its revisions come before "web-api".
+const sep = "\x00"
+
+// ClusterKey is the key of cluster name.
+func ClusterKey(name string) string { return ClustersPrefix + name }
+
+// FamilyKey is the key of a task definition family.
+func FamilyKey(family string) string { return FamiliesPrefix + family }
+
+// TaskDefFamilyPrefix is the prefix of every revision of family.
+func TaskDefFamilyPrefix(family string) string { return TaskDefsPrefix + family + sep }
+
+// TaskDefKey is the key of one task definition revision.
+func TaskDefKey(family string, revision int32) string {
+	return fmt.Sprintf("%s%010d", TaskDefFamilyPrefix(family), revision)
+}
+
+// InstancesClusterPrefix is the prefix of the container instances of cluster.
+func InstancesClusterPrefix(cluster string) string { return InstancesPrefix + cluster + "/" }
+
+// InstanceKey is the key of one container instance.
+func InstanceKey(cluster, id string) string { return InstancesClusterPrefix(cluster) + id }
+
+// ServicesClusterPrefix is the prefix of the services of cluster.
+func ServicesClusterPrefix(cluster string) string { return ServicesPrefix + cluster + "/" }
+
+// TasksClusterPrefix is the prefix of the tasks of cluster.
+func TasksClusterPrefix(cluster string) string { return TasksPrefix + cluster + "/" }
+
+// SettingsPrincipalPrefix is the prefix of one principal's account settings.
+func SettingsPrincipalPrefix(principal string) string { return SettingsPrefix + principal + sep }
+
+// SettingKey is the key of one account setting of one principal.
+func SettingKey(principal, name string) string { return SettingsPrincipalPrefix(principal) + name }
+
+// Get reads the JSON record at key into a new T.
+func Get[T any](tx store.ReadTx, key string) (*T, bool, error) {
+	kv, ok, err := tx.Get(key)
+	if err != nil || !ok {
+		return nil, false, err
+	}
+	v := new(T)
+	if err := json.Unmarshal(kv.Value, v); err != nil {
+		return nil, false, fmt.Errorf("decoding %q: %w", key, err)
+	}
+	return v, true, nil
+}
+
+// Put writes v as JSON at key.
+func Put(tx store.Tx, key string, v any) error {
+	buf, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Errorf("encoding %q: %w", key, err)
+	}
+	return tx.Put(key, buf)
+}
+
+// Create writes v as JSON at key, which must not exist yet.
+func Create(tx store.Tx, key string, v any) error {
+	buf, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Errorf("encoding %q: %w", key, err)
+	}
+	return tx.Create(key, buf)
+}
+
+// Decode decodes one listed record.
+func Decode[T any](kv store.KV) (*T, error) {
+	v := new(T)
+	if err := json.Unmarshal(kv.Value, v); err != nil {
+		return nil, fmt.Errorf("decoding %q: %w", kv.Key, err)
+	}
+	return v, nil
+}

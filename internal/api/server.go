@@ -15,7 +15,6 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"strings"
 	"time"
 
 	"github.com/berthdev/berth/internal/api/sigv4"
@@ -78,8 +77,10 @@ type Config struct {
 	Account string
 	// Services are the JSON-protocol services to route to.
 	Services []*JSONService
-	// Now is the clock (for request timing in logs).
+	// Now is the clock (for request timing).
 	Now func() time.Time
+	// Metrics, when set, counts and times requests and is served at MetricsPath.
+	Metrics *Metrics
 }
 
 // Validate checks the configuration and fills defaults.
@@ -149,39 +150,76 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.health(w, r)
 		return
 	}
-	target := r.Header.Get("X-Amz-Target")
-	if target == "" {
-		s.writeJSONError(w, r, reqID, nil, awsmodel.NewAPIError("UnknownOperationException", http.StatusBadRequest,
-			"the request names no operation: Berth routes AWS JSON requests by the X-Amz-Target header"))
-		return
-	}
-	prefix, op, ok := strings.Cut(target, ".")
-	svc := s.byPrefix[prefix]
-	if !ok || svc == nil {
-		s.writeJSONError(w, r, reqID, nil, awsmodel.NewAPIError("UnknownOperationException", http.StatusBadRequest,
-			"X-Amz-Target %q names a service Berth does not serve", target))
-		return
-	}
-	if r.Method != http.MethodPost {
-		s.writeJSONError(w, r, reqID, svc, awsmodel.NewAPIError("UnknownOperationException", http.StatusMethodNotAllowed,
-			"AWS JSON requests must use POST, not %s", r.Method))
+	if r.URL.Path == MetricsPath && s.cfg.Metrics != nil {
+		s.cfg.Metrics.handler.ServeHTTP(w, r)
 		return
 	}
 	body, err := readBody(w, r, s.cfg.MaxBodyBytes)
 	if err != nil {
-		s.writeJSONError(w, r, reqID, svc, err)
+		s.writeJSONError(w, r, reqID, nil, err)
 		return
+	}
+	rt := detectRoute(r, body)
+	switch rt.proto {
+	case protoJSON:
+		if svc := s.byPrefix[rt.service]; svc != nil {
+			s.serveJSON(w, r, reqID, svc, rt.op, body)
+			return
+		}
+		what := "a service Berth does not serve"
+		if name, ok := knownJSONServices[rt.service]; ok {
+			what = "the " + name + " API, which Berth does not implement yet"
+		}
+		s.writeJSONError(w, r, reqID, nil, awsmodel.NewAPIError("UnknownOperationException", http.StatusBadRequest,
+			"X-Amz-Target %q names %s", r.Header.Get("X-Amz-Target"), what))
+	case protoQuery:
+		name := rt.service
+		if n, ok := knownQueryServices[rt.service]; ok {
+			name = n
+		}
+		if name == "" {
+			name = "an AWS Query API (unsigned, so Berth cannot tell which)"
+		}
+		s.writeQueryError(w, reqID, "InvalidAction", http.StatusBadRequest,
+			fmt.Sprintf("%s is an action of %s, which Berth does not implement yet", rt.op, name))
+	case protoRPCv2:
+		s.writeCBORError(w, reqID, "UnknownOperationException", http.StatusBadRequest,
+			fmt.Sprintf("%s.%s: Berth does not implement the %s API over the RPCv2 CBOR protocol yet", rt.service, rt.op, rt.service))
+	default:
+		s.writeJSONError(w, r, reqID, nil, awsmodel.NewAPIError("UnknownOperationException", http.StatusBadRequest,
+			"the request names no AWS operation: Berth routes by the X-Amz-Target header (AWS JSON), Action= (AWS Query) or /service/<Service>/operation/<Operation> (RPCv2 CBOR)"))
+	}
+}
+
+// serveJSON authenticates and runs one AWS JSON request.
+func (s *Server) serveJSON(w http.ResponseWriter, r *http.Request, reqID string, svc *JSONService, op string, body []byte) {
+	start := s.cfg.Now()
+	buf, err := s.runJSON(r, svc, op, body)
+	code := ""
+	if err != nil {
+		code = s.writeJSONError(w, r, reqID, svc, err)
+	} else {
+		w.Header().Set("Content-Type", "application/x-amz-json-"+svc.JSONVersion)
+		w.WriteHeader(http.StatusOK)
+		_, _ = w.Write(buf)
+	}
+	s.cfg.Metrics.observe(svc.SigningName, op, err, code, s.cfg.Now().Sub(start))
+}
+
+// runJSON authenticates, dispatches and encodes the reply.
+func (s *Server) runJSON(r *http.Request, svc *JSONService, op string, body []byte) ([]byte, error) {
+	if r.Method != http.MethodPost {
+		return nil, awsmodel.NewAPIError("UnknownOperationException", http.StatusMethodNotAllowed,
+			"AWS JSON requests must use POST, not %s", r.Method)
 	}
 	caller := Caller{ARN: "arn:aws:iam::" + s.cfg.Account + ":root"}
 	if !s.cfg.Insecure {
 		res, err := s.cfg.Auth.Verify(r.Context(), r, body)
 		if err != nil {
-			s.writeJSONError(w, r, reqID, svc, err)
-			return
+			return nil, err
 		}
 		if err := s.checkScope(res, svc); err != nil {
-			s.writeJSONError(w, r, reqID, svc, err)
-			return
+			return nil, err
 		}
 		caller.AccessKeyID = res.AccessKeyID
 		if s.cfg.PrincipalARN != nil {
@@ -190,17 +228,13 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	out, err := svc.Dispatch(WithCaller(r.Context(), caller), op, body)
 	if err != nil {
-		s.writeJSONError(w, r, reqID, svc, err)
-		return
+		return nil, err
 	}
 	buf, err := json.Marshal(out)
 	if err != nil {
-		s.writeJSONError(w, r, reqID, svc, fmt.Errorf("encoding %s reply: %w", op, err))
-		return
+		return nil, fmt.Errorf("encoding %s reply: %w", op, err)
 	}
-	w.Header().Set("Content-Type", "application/x-amz-json-"+svc.JSONVersion)
-	w.WriteHeader(http.StatusOK)
-	_, _ = w.Write(buf)
+	return buf, nil
 }
 
 // checkScope refuses a signature scoped to another region or service: Berth
@@ -243,76 +277,6 @@ func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, erro
 		return nil, &awsmodel.SerializationError{Detail: "reading the request body: " + err.Error()}
 	}
 	return body, nil
-}
-
-// wireError maps any error to the AWS code, HTTP status and message sent to
-// the client. It is the one place where error classes meet the wire.
-func wireError(svc *JSONService, err error) (code string, status int, msg string, internal bool) {
-	var (
-		apiErr *awsmodel.APIError
-		sigErr *sigv4.Error
-		valErr *awsmodel.ValidationError
-		serErr *awsmodel.SerializationError
-		nieErr *awsmodel.NotImplementedError
-		unkErr *awsmodel.UnknownOperationError
-	)
-	validation, notImpl, server := "ValidationException", "NotImplementedException", "InternalFailure"
-	if svc != nil {
-		validation, notImpl, server = svc.ValidationCode, svc.NotImplementedCode, svc.ServerErrorCode
-	}
-	switch {
-	case errors.As(err, &apiErr):
-		status := apiErr.Status
-		if status == 0 {
-			status = http.StatusBadRequest
-		}
-		return apiErr.Code, status, apiErr.Message, status >= 500
-	case errors.As(err, &sigErr):
-		return sigErr.Code, sigErr.HTTPStatus, sigErr.Message, false
-	case errors.As(err, &valErr):
-		return validation, http.StatusBadRequest, valErr.Error(), false
-	case errors.As(err, &serErr):
-		return "SerializationException", http.StatusBadRequest, serErr.Detail, false
-	case errors.As(err, &nieErr):
-		return notImpl, http.StatusBadRequest, nieErr.Error(), false
-	case errors.As(err, &unkErr):
-		return "UnknownOperationException", http.StatusBadRequest, unkErr.Error(), false
-	case errors.Is(err, errBodyTooLarge):
-		return "RequestEntityTooLargeException", http.StatusRequestEntityTooLarge, err.Error(), false
-	case errors.Is(err, errdefs.ErrInvalidArgument):
-		return validation, http.StatusBadRequest, err.Error(), false
-	case errors.Is(err, errdefs.ErrNotFound):
-		return "ResourceNotFoundException", http.StatusBadRequest, err.Error(), false
-	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
-		return "RequestTimeoutException", http.StatusRequestTimeout, "the request was cancelled before it completed", false
-	}
-	return server, http.StatusInternalServerError, "", true
-}
-
-func (s *Server) writeJSONError(w http.ResponseWriter, r *http.Request, reqID string, svc *JSONService, err error) {
-	code, status, msg, internal := wireError(svc, err)
-	target := r.Header.Get("X-Amz-Target")
-	if internal {
-		// The cause stays in the log; the client gets the request id to quote.
-		s.log.Error("request failed", "target", target, "request_id", reqID, "err", err)
-		if msg == "" {
-			msg = "An internal error occurred. Quote request id " + reqID + " when reporting it."
-		}
-	} else {
-		s.log.Debug("request refused", "target", target, "request_id", reqID, "code", code, "status", status)
-	}
-	version := "1.1"
-	if svc != nil {
-		version = svc.JSONVersion
-	}
-	w.Header().Set("Content-Type", "application/x-amz-json-"+version)
-	w.Header().Set("X-Amzn-ErrorType", code)
-	w.WriteHeader(status)
-	buf, _ := json.Marshal(struct {
-		Type    string `json:"__type"`
-		Message string `json:"message"`
-	}{code, msg})
-	_, _ = w.Write(buf)
 }
 
 // newRequestID returns a random UUID (version 4) in the form AWS uses.

@@ -16,6 +16,9 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
 	"github.com/berthdev/berth/internal/api"
 	"github.com/berthdev/berth/internal/api/ecs"
 	"github.com/berthdev/berth/internal/api/sigv4"
@@ -122,7 +125,17 @@ func Open(cfg Config) (*ControlPlane, error) {
 		st.Close()
 		return nil, err
 	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "berth_store_revision",
+			Help: "The latest committed revision of the control plane's store.",
+		}, func() float64 { return float64(st.Revision()) }),
+	)
 	front, err := api.New(api.Config{
+		Metrics:  api.NewMetrics(reg),
 		Region:   cfg.Region,
 		Account:  cfg.Account,
 		Auth:     &sigv4.Verifier{Lookup: cp.lookupKey, Now: cfg.Now},

@@ -18,15 +18,31 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ecs/types"
 )
 
-// buildBerth compiles cmd/berth into a temporary directory.
+var (
+	buildOnce sync.Once
+	builtBin  string
+	buildErr  error
+)
+
+// buildBerth compiles cmd/berth once per test run.
 func buildBerth(t *testing.T) string {
 	t.Helper()
-	bin := filepath.Join(t.TempDir(), "berth")
-	cmd := exec.Command("go", "build", "-o", bin, "github.com/berthdev/berth/cmd/berth")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("building berth: %v\n%s", err, out)
+	buildOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "berth-bin-")
+		if err != nil {
+			buildErr = err
+			return
+		}
+		builtBin = filepath.Join(dir, "berth")
+		out, err := exec.Command("go", "build", "-o", builtBin, "github.com/berthdev/berth/cmd/berth").CombinedOutput()
+		if err != nil {
+			buildErr = fmt.Errorf("building berth: %v\n%s", err, out)
+		}
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
 	}
-	return bin
+	return builtBin
 }
 
 func freePort(t *testing.T) string {
@@ -151,9 +167,14 @@ func TestKill9LosesNoAcknowledgedWrite(t *testing.T) {
 			t.Fatalf("%s has image %q, acknowledged %q", ref, got, image)
 		}
 	}
-	desc, err := c.DescribeClusters(ctx(t), &ecs.DescribeClustersInput{Clusters: keys(clusters)[:min(100, len(clusters))]})
-	if err != nil || len(desc.Failures) != 0 {
-		t.Fatalf("acknowledged clusters lost: %v %+v", err, desc.Failures)
+	names := keys(clusters)
+	for len(names) > 0 {
+		batch := names[:min(100, len(names))]
+		names = names[len(batch):]
+		desc, err := c.DescribeClusters(ctx(t), &ecs.DescribeClustersInput{Clusters: batch})
+		if err != nil || len(desc.Failures) != 0 || len(desc.Clusters) != len(batch) {
+			t.Fatalf("acknowledged clusters lost: %v %+v", err, desc.Failures)
+		}
 	}
 	// Consistency: each family's revisions are 1..N with no gap, and the next
 	// registration continues at N+1.

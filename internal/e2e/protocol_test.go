@@ -140,8 +140,8 @@ func TestWireProtocol(t *testing.T) {
 
 	errCases := []struct {
 		name, op, body, code string
-		status              int
-		msg                 string
+		status               int
+		msg                  string
 	}{
 		{"wrong member type", "CreateCluster", `{"clusterName":5}`, "SerializationException", 400, "clusterName"},
 		{"malformed json", "CreateCluster", `{"clusterName":`, "SerializationException", 400, "malformed"},

@@ -434,4 +434,3 @@ func checkCapacityProviders(providers []string, strategy []ecstypes.CapacityProv
 	}
 	return nil
 }
-

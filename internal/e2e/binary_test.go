@@ -1,0 +1,126 @@
+package e2e
+
+import (
+	"bufio"
+	"bytes"
+	"os"
+	"os/exec"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/service/ecs"
+)
+
+// TestBerthUp runs the real binary the way the README says, reads its
+// banner, uses the credentials it printed, and stops it with SIGTERM.
+func TestBerthUp(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the berth binary")
+	}
+	bin := buildBerth(t)
+	dir := t.TempDir()
+	addr := freePort(t)
+	cmd := exec.Command(bin, "up", "--listen", addr, "--data-dir", dir)
+	cmd.Env = append(os.Environ(), "BERTH_ACCESS_KEY_ID=", "BERTH_SECRET_ACCESS_KEY=")
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	var banner strings.Builder
+	sc := bufio.NewScanner(stdout)
+	for sc.Scan() {
+		banner.WriteString(sc.Text() + "\n")
+		if strings.HasPrefix(sc.Text(), "can be left out there") {
+			break
+		}
+	}
+	out := banner.String()
+	for _, want := range []string{
+		"Endpoint:     http://" + addr,
+		"Region:       us-east-1",
+		"Account:      000000000000",
+		"Credentials:  " + dir + "/credentials (profile \"berth\") - new admin key created",
+		"source " + dir + "/env",
+		"aws ecs list-clusters --endpoint-url http://" + addr,
+	} {
+		if !strings.Contains(out, want) {
+			t.Fatalf("banner lacks %q:\n%s\nstderr: %s", want, out, stderr.String())
+		}
+	}
+	// The admin key it announced works.
+	env := readFile(t, dir+"/env")
+	var id, secret string
+	for _, line := range strings.Split(env, "\n") {
+		if v, ok := strings.CutPrefix(line, "export AWS_ACCESS_KEY_ID="); ok {
+			id = v
+		}
+		if v, ok := strings.CutPrefix(line, "export AWS_SECRET_ACCESS_KEY="); ok {
+			secret = v
+		}
+	}
+	c := ecs.NewFromConfig(awsConfig("http://"+addr, id, secret, ""))
+	must[*ecs.ListClustersOutput](t)(c.ListClusters(ctx(t), &ecs.ListClustersInput{}))
+	if strings.Contains(out+stderr.String(), secret) {
+		t.Fatal("berth up printed the secret key")
+	}
+
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("berth up did not exit cleanly on SIGTERM: %v\n%s", err, stderr.String())
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("berth up did not stop within 15 s of SIGTERM")
+	}
+}
+
+func TestBerthCommands(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the berth binary")
+	}
+	bin := buildBerth(t)
+	cases := []struct {
+		args []string
+		code int
+		want string
+	}{
+		{[]string{"version"}, 0, "berth dev"},
+		{[]string{"help"}, 0, "Run everything on this machine"},
+		{[]string{"--help"}, 0, "BERTH_ACCESS_KEY_ID"},
+		{[]string{"help", "up"}, 0, "-data-dir"},
+		{[]string{"up", "-h"}, 0, "-insecure-skip-auth"},
+		{nil, 2, "Usage:"},
+		{[]string{"launch"}, 2, `unknown command "launch"`},
+		{[]string{"up", "--no-such-flag"}, 2, "flag provided but not defined"},
+		{[]string{"server", "--log-level", "loud"}, 2, "--log-level"},
+		{[]string{"up", "--account-id", "12", "--data-dir", t.TempDir(), "--listen", "127.0.0.1:0"}, 1, "12 digits"},
+		{[]string{"up", "extra"}, 2, `unexpected argument "extra"`},
+	}
+	for _, tc := range cases {
+		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
+			out, err := exec.Command(bin, tc.args...).CombinedOutput()
+			code := 0
+			if ee, ok := err.(*exec.ExitError); ok {
+				code = ee.ExitCode()
+			} else if err != nil {
+				t.Fatal(err)
+			}
+			if code != tc.code || !strings.Contains(string(out), tc.want) {
+				t.Fatalf("exit %d (want %d), output lacks %q:\n%s", code, tc.code, tc.want, out)
+			}
+		})
+	}
+}

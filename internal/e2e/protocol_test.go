@@ -232,3 +232,35 @@ func readFile(t *testing.T, path string) string {
 	}
 	return string(bytes.TrimSpace(b))
 }
+
+// TestEmptyListsAsECSSendsThem checks the raw JSON: lists ECS always
+// returns are sent as [] even when empty, and absent ones are left out.
+func TestEmptyListsAsECSSendsThem(t *testing.T) {
+	b := startBerth(t)
+	_, out := rawCall(t, b.endpoint, "RegisterTaskDefinition", `{"family":"lists","containerDefinitions":[{"name":"a","image":"i","memory":32}]}`, b.sign())
+	td := out["taskDefinition"].(map[string]any)
+	c := td["containerDefinitions"].([]any)[0].(map[string]any)
+	for _, k := range []string{"portMappings", "environment", "mountPoints", "volumesFrom", "systemControls"} {
+		if l, ok := c[k].([]any); !ok || len(l) != 0 {
+			t.Errorf("container %s = %#v, want []", k, c[k])
+		}
+	}
+	for _, k := range []string{"volumes", "placementConstraints", "requiresAttributes"} {
+		if l, ok := td[k].([]any); !ok || len(l) != 0 {
+			t.Errorf("task definition %s = %#v, want []", k, td[k])
+		}
+	}
+	if _, ok := c["links"]; ok {
+		t.Errorf("absent links were sent: %#v", c["links"])
+	}
+	if _, ok := td["networkMode"]; ok {
+		t.Errorf("networkMode was not given but is returned (ECS leaves it out)")
+	}
+	_, cl := rawCall(t, b.endpoint, "CreateCluster", `{"clusterName":"lists"}`, b.sign())
+	cluster := cl["cluster"].(map[string]any)
+	for _, k := range []string{"tags", "statistics", "capacityProviders", "defaultCapacityProviderStrategy"} {
+		if l, ok := cluster[k].([]any); !ok || len(l) != 0 {
+			t.Errorf("cluster %s = %#v, want []", k, cluster[k])
+		}
+	}
+}

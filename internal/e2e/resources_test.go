@@ -84,7 +84,7 @@ func TestAttributes(t *testing.T) {
 	i2 := seedInstance(t, b, "attrs", "bbb222")
 	put := must[*ecs.PutAttributesOutput](t)(c.PutAttributes(ctx(t), &ecs.PutAttributesInput{Cluster: aws.String("attrs"), Attributes: []types.Attribute{
 		{Name: aws.String("stack"), Value: aws.String("prod"), TargetId: aws.String(i1)},
-		{Name: aws.String("stack"), Value: aws.String("dev"), TargetId: aws.String("bbb222")},
+		{Name: aws.String("stack"), Value: aws.String("dev"), TargetId: aws.String("bbb222"), TargetType: types.TargetTypeContainerInstance},
 		{Name: aws.String("gpu"), TargetId: aws.String(i2)},
 	}}))
 	if len(put.Attributes) != 3 {
@@ -107,15 +107,30 @@ func TestAttributes(t *testing.T) {
 	if got := list(ecs.ListAttributesInput{AttributeName: aws.String("stack"), AttributeValue: aws.String("dev")}); !slices.Equal(got, []string{"stack=dev@bbb222"}) {
 		t.Fatalf("by name and value: %v", got)
 	}
-	if got := list(ecs.ListAttributesInput{MaxResults: aws.Int32(1)}); len(got) != 5 {
-		t.Fatalf("all attributes, paged: %v", got)
+	// Pages never exceed maxResults, even inside one instance's attributes.
+	var all []string
+	p := ecs.NewListAttributesPaginator(c, &ecs.ListAttributesInput{Cluster: aws.String("attrs"), TargetType: types.TargetTypeContainerInstance, MaxResults: aws.Int32(1)})
+	for p.HasMorePages() {
+		page := must[*ecs.ListAttributesOutput](t)(p.NextPage(ctx(t)))
+		if len(page.Attributes) > 1 {
+			t.Fatalf("page of %d attributes with maxResults 1", len(page.Attributes))
+		}
+		for _, a := range page.Attributes {
+			all = append(all, aws.ToString(a.Name)+"@"+aws.ToString(a.TargetId)[len(aws.ToString(a.TargetId))-6:])
+		}
+	}
+	if want := []string{"ecs.os-type@aaa111", "stack@aaa111", "ecs.os-type@bbb222", "stack@bbb222", "gpu@bbb222"}; !slices.Equal(all, want) {
+		t.Fatalf("all attributes, one per page: %v, want %v", all, want)
 	}
 	must[*ecs.DeleteAttributesOutput](t)(c.DeleteAttributes(ctx(t), &ecs.DeleteAttributesInput{Cluster: aws.String("attrs"), Attributes: []types.Attribute{{Name: aws.String("gpu"), TargetId: aws.String(i2)}}}))
 	if got := list(ecs.ListAttributesInput{AttributeName: aws.String("gpu")}); len(got) != 0 {
 		t.Fatalf("deleted attribute still listed: %v", got)
 	}
-	_, err := c.PutAttributes(ctx(t), &ecs.PutAttributesInput{Cluster: aws.String("attrs"), Attributes: []types.Attribute{{Name: aws.String("x"), TargetId: aws.String("nope")}}})
+	_, err := c.PutAttributes(ctx(t), &ecs.PutAttributesInput{Cluster: aws.String("attrs"), Attributes: []types.Attribute{{Name: aws.String("x"), TargetId: aws.String("nope"), TargetType: types.TargetTypeContainerInstance}}})
 	wantErr[*types.TargetNotFoundException](t, err)
+	// A short-form ID needs targetType, as the model documents.
+	_, err = c.PutAttributes(ctx(t), &ecs.PutAttributesInput{Cluster: aws.String("attrs"), Attributes: []types.Attribute{{Name: aws.String("x"), TargetId: aws.String("aaa111")}}})
+	wantErr[*types.InvalidParameterException](t, err)
 	_, err = c.PutAttributes(ctx(t), &ecs.PutAttributesInput{Cluster: aws.String("attrs"), Attributes: []types.Attribute{{Name: aws.String("bad name!"), TargetId: aws.String(i1)}}})
 	wantErr[*types.InvalidParameterException](t, err)
 	var ten []types.Attribute
@@ -186,8 +201,15 @@ func TestAccountSettings(t *testing.T) {
 	if v := aws.ToString(eff(user)["awsvpcTrunking"].Value); v != "disabled" {
 		t.Fatalf("after delete the user's awsvpcTrunking is %q", v)
 	}
+	// Terraform treats exactly this message as success when destroying a
+	// long-ARN setting, so the wording is ECS's own.
+	_, err := c.PutAccountSettingDefault(ctx(t), &ecs.PutAccountSettingDefaultInput{Name: types.SettingNameTaskLongArnFormat, Value: aws.String("disabled")})
+	if e := wantErr[*types.InvalidParameterException](t, err); e.ErrorMessage() != "You can no longer disable Long Arn settings" {
+		t.Fatalf("long ARN message %q", e.ErrorMessage())
+	}
 	for _, in := range []*ecs.PutAccountSettingInput{
 		{Name: types.SettingNameContainerInsights, Value: aws.String("maybe")},
+		{Name: types.SettingNameGuardDutyActivate, Value: aws.String("on")},
 		{Name: types.SettingNameServiceLongArnFormat, Value: aws.String("disabled")},
 		{Name: types.SettingNameFargateTaskRetirementWaitPeriod, Value: aws.String("3")},
 		{Name: types.SettingNameFargateTaskRetirementWaitPeriod, Value: aws.String("7"), PrincipalArn: aws.String(user)},

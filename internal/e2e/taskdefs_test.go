@@ -100,6 +100,9 @@ func TestRegisterTaskDefinition(t *testing.T) {
 	if second.TaskDefinition.Revision != 2 {
 		t.Fatalf("second revision %d", second.TaskDefinition.Revision)
 	}
+	if got := second.TaskDefinition.Compatibilities; !slices.Equal(got, []types.Compatibility{types.CompatibilityExternal, types.CompatibilityEc2}) {
+		t.Fatalf("bridge-mode compatibilities %v", got)
+	}
 	// Describe returns exactly what was stored, by family, family:revision and ARN.
 	for _, ref := range []string{"app:1", "arn:aws:ecs:us-east-1:000000000000:task-definition/app:1"} {
 		d := must[*ecs.DescribeTaskDefinitionOutput](t)(c.DescribeTaskDefinition(ctx(t), &ecs.DescribeTaskDefinitionInput{TaskDefinition: aws.String(ref), Include: []types.TaskDefinitionField{types.TaskDefinitionFieldTags}}))
@@ -120,6 +123,13 @@ func TestRegisterTaskDefinition(t *testing.T) {
 			t.Fatalf("describe %s: %q", ref, e.ErrorMessage())
 		}
 	}
+}
+
+// fargate makes a valid Fargate task definition of in.
+func fargate(in *ecs.RegisterTaskDefinitionInput) {
+	in.RequiresCompatibilities = []types.Compatibility{types.CompatibilityFargate}
+	in.NetworkMode = types.NetworkModeAwsvpc
+	in.Cpu, in.Memory = aws.String("256"), aws.String("512")
 }
 
 func TestRegisterTaskDefinitionRules(t *testing.T) {
@@ -152,7 +162,19 @@ func TestRegisterTaskDefinitionRules(t *testing.T) {
 			in.ContainerDefinitions[0].MemoryReservation = aws.Int32(256)
 		}, want: "greater than or equal to 'memoryReservation'"},
 		{name: "tiny memory", mutate: func(in *ecs.RegisterTaskDefinitionInput) { in.ContainerDefinitions[0].Memory = aws.Int32(2) }, want: "at least 6 MiB"},
-		{name: "containers exceed task memory", mutate: func(in *ecs.RegisterTaskDefinitionInput) { in.Memory = aws.String("64") }, want: "task memory"},
+		{name: "container exceeds task memory", mutate: func(in *ecs.RegisterTaskDefinitionInput) { in.Memory = aws.String("64") }, want: "The 'memory' setting for container 'web' is greater than for the task."},
+		{name: "reservations exceed task memory", mutate: func(in *ecs.RegisterTaskDefinitionInput) {
+			in.Memory = aws.String("200")
+			in.ContainerDefinitions = append(in.ContainerDefinitions, types.ContainerDefinition{Name: aws.String("side"), Image: aws.String("i"), MemoryReservation: aws.Int32(100)})
+		}, want: "memory reserved by the containers (228 MiB"},
+		{name: "secrets need an execution role", mutate: func(in *ecs.RegisterTaskDefinitionInput) {
+			in.ContainerDefinitions[0].Secrets = []types.Secret{{Name: aws.String("DB"), ValueFrom: aws.String("arn:aws:secretsmanager:us-east-1:000000000000:secret:db")}}
+		}, want: "you must also specify a value for 'executionRoleArn'"},
+		{name: "hostname with awsvpc", mutate: func(in *ecs.RegisterTaskDefinitionInput) {
+			in.NetworkMode = types.NetworkModeAwsvpc
+			in.ContainerDefinitions[0].PortMappings = nil
+			in.ContainerDefinitions[0].Hostname = aws.String("web")
+		}, want: "hostname is not supported on container when networkMode=awsvpc."},
 		{name: "containers exceed task cpu", mutate: func(in *ecs.RegisterTaskDefinitionInput) {
 			in.Cpu = aws.String("256")
 			in.ContainerDefinitions[0].Cpu = 512
@@ -167,16 +189,38 @@ func TestRegisterTaskDefinitionRules(t *testing.T) {
 		{name: "fargate needs awsvpc", mutate: func(in *ecs.RegisterTaskDefinitionInput) {
 			in.RequiresCompatibilities = []types.Compatibility{types.CompatibilityFargate}
 			in.Cpu, in.Memory = aws.String("256"), aws.String("512")
-		}, want: "awsvpc"},
+		}, want: "Fargate only supports network mode \u2018awsvpc\u2019."},
+		{name: "fargate ipcMode", mutate: func(in *ecs.RegisterTaskDefinitionInput) {
+			fargate(in)
+			in.IpcMode = types.IpcModeHost
+		}, want: "Tasks using the Fargate launch type do not support ipcMode."},
+		{name: "fargate placement constraints", mutate: func(in *ecs.RegisterTaskDefinitionInput) {
+			fargate(in)
+			in.PlacementConstraints = []types.TaskDefinitionPlacementConstraint{{Type: types.TaskDefinitionPlacementConstraintTypeMemberOf, Expression: aws.String("attribute:x == y")}}
+		}, want: "Fargate does not support task placement constraints."},
+		{name: "fargate host volume", mutate: func(in *ecs.RegisterTaskDefinitionInput) {
+			fargate(in)
+			in.Volumes = []types.Volume{{Name: aws.String("v"), Host: &types.HostVolumeProperties{SourcePath: aws.String("/data")}}}
+		}, want: "host.sourcePath should not be set for volumes in Fargate."},
+		{name: "fargate awslogs without execution role", mutate: func(in *ecs.RegisterTaskDefinitionInput) {
+			fargate(in)
+			in.ContainerDefinitions[0].LogConfiguration = &types.LogConfiguration{LogDriver: types.LogDriverAwslogs}
+		}, want: "Fargate requires task definition to have execution role ARN to support log driver awslogs."},
 		{name: "fargate size", mutate: func(in *ecs.RegisterTaskDefinitionInput) {
 			in.RequiresCompatibilities = []types.Compatibility{types.CompatibilityFargate}
 			in.NetworkMode = types.NetworkModeAwsvpc
 			in.Cpu, in.Memory = aws.String("256"), aws.String("8192")
 		}, want: "No Fargate configuration exists for given values: 256 CPU, 8192 memory"},
-		{name: "fargate without size", mutate: func(in *ecs.RegisterTaskDefinitionInput) {
+		{name: "fargate without cpu", mutate: func(in *ecs.RegisterTaskDefinitionInput) {
 			in.RequiresCompatibilities = []types.Compatibility{types.CompatibilityFargate}
 			in.NetworkMode = types.NetworkModeAwsvpc
-		}, want: "task level"},
+			in.Memory = aws.String("512")
+		}, want: "Fargate requires that 'cpu' be defined at the task level."},
+		{name: "fargate without memory", mutate: func(in *ecs.RegisterTaskDefinitionInput) {
+			in.RequiresCompatibilities = []types.Compatibility{types.CompatibilityFargate}
+			in.NetworkMode = types.NetworkModeAwsvpc
+			in.Cpu = aws.String("256")
+		}, want: "Fargate requires that 'memory' be defined at the task level."},
 		{name: "unknown volume", mutate: func(in *ecs.RegisterTaskDefinitionInput) {
 			in.ContainerDefinitions[0].MountPoints = []types.MountPoint{{SourceVolume: aws.String("data"), ContainerPath: aws.String("/d")}}
 		}, want: "Unknown volume 'data'"},
@@ -344,5 +388,10 @@ func TestListTaskDefinitionsAndFamilies(t *testing.T) {
 	}
 	if got := fams(ecs.ListTaskDefinitionFamiliesInput{FamilyPrefix: aws.String("web-")}); !slices.Equal(got, []string{"web-api"}) {
 		t.Fatalf("family prefix: %v", got)
+	}
+	// Once every revision of a family is deleted, ECS no longer lists it.
+	must[*ecs.DeleteTaskDefinitionsOutput](t)(c.DeleteTaskDefinitions(ctx(t), &ecs.DeleteTaskDefinitionsInput{TaskDefinitions: []string{"db:1"}}))
+	if got := fams(ecs.ListTaskDefinitionFamiliesInput{}); !slices.Equal(got, []string{"web", "web-api"}) {
+		t.Fatalf("families after deleting all of db: %v", got)
 	}
 }

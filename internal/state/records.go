@@ -13,6 +13,8 @@ type Family struct {
 	// LastRevision is the highest revision ever registered; revisions are
 	// never reused, even after deletion.
 	LastRevision int32 `json:"lastRevision"`
+	// Revisions counts revisions that still exist (not deleted).
+	Revisions int `json:"revisions"`
 	// ActiveRevisions counts revisions whose status is ACTIVE.
 	ActiveRevisions int `json:"activeRevisions"`
 	// LatestActive is the highest ACTIVE revision, 0 if none.

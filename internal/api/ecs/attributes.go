@@ -5,6 +5,7 @@ import (
 	"errors"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/berthdev/berth/internal/awsmodel/ecstypes"
@@ -38,6 +39,9 @@ func checkAttribute(a ecstypes.Attribute, withValue bool) error {
 	}
 	if a.TargetId == "" {
 		return invalidParam("Attribute %q needs a targetId: the container instance ID or ARN.", a.Name)
+	}
+	if !state.IsARN(a.TargetId) && a.TargetType == "" {
+		return invalidParam("Attribute %q: targetType is required when targetId is a short ID rather than the full ARN.", a.Name)
 	}
 	return nil
 }
@@ -153,8 +157,9 @@ func (s *Service) DeleteAttributes(ctx context.Context, in *ecstypes.DeleteAttri
 }
 
 // ListAttributes lists the attributes of a cluster's container instances,
-// filtered by name and value. Pages hold up to maxResults attributes and
-// restart after the last instance returned.
+// filtered by name and value, at most maxResults per page. A page may end
+// inside one instance's attributes: the token names the instance and the
+// position of the last attribute returned.
 func (s *Service) ListAttributes(ctx context.Context, in *ecstypes.ListAttributesRequest) (*ecstypes.ListAttributesResponse, error) {
 	if in.TargetType != ecstypes.TargetTypeContainerInstance {
 		return nil, invalidParam("targetType must be container-instance.")
@@ -166,26 +171,32 @@ func (s *Service) ListAttributes(ctx context.Context, in *ecstypes.ListAttribute
 	if err != nil {
 		return nil, err
 	}
+	resumeKey, resumeIdx := "", -1
+	if p.after != "" {
+		k, idx, ok := strings.Cut(p.after, sepToken)
+		n, err := strconv.Atoi(idx)
+		if !ok || err != nil || n < 0 {
+			return nil, invalidParam("The nextToken is not valid: pass the nextToken from the previous response unchanged.")
+		}
+		resumeKey, resumeIdx = k, n
+	}
 	out := &ecstypes.ListAttributesResponse{}
 	err = s.store.View(ctx, func(tx store.ReadTx) error {
 		cluster, err := s.activeCluster(tx, in.Cluster)
 		if err != nil {
 			return err
 		}
-		// Count an instance as kept when it contributes attributes; the page
-		// may then end a little past maxResults, never splitting an instance.
-		n := 0
-		var next string
-		_, err = scan(tx, state.InstancesClusterPrefix(cluster.ClusterName), page{after: p.after, limit: -1}, func(kv store.KV) (bool, error) {
+		prefix := state.InstancesClusterPrefix(cluster.ClusterName)
+		// collect appends the matching attributes of one instance from
+		// position from on, and reports whether the page is full.
+		collect := func(kv store.KV, from int) (bool, error) {
 			ci, err := state.Decode[state.ContainerInstance](kv)
 			if err != nil {
 				return false, err
 			}
-			for _, a := range ci.Attributes {
-				if in.AttributeName != "" && a.Name != in.AttributeName {
-					continue
-				}
-				if in.AttributeValue != "" && a.Value != in.AttributeValue {
+			for i := from; i < len(ci.Attributes); i++ {
+				a := ci.Attributes[i]
+				if (in.AttributeName != "" && a.Name != in.AttributeName) || (in.AttributeValue != "" && a.Value != in.AttributeValue) {
 					continue
 				}
 				out.Attributes = append(out.Attributes, ecstypes.Attribute{
@@ -193,25 +204,44 @@ func (s *Service) ListAttributes(ctx context.Context, in *ecstypes.ListAttribute
 					TargetType: ecstypes.TargetTypeContainerInstance,
 					TargetId:   ci.ContainerInstanceArn,
 				})
-				n++
-			}
-			if n >= p.limit {
-				more, err := tx.List(state.InstancesClusterPrefix(cluster.ClusterName), kv.Key, 1)
-				if err != nil {
-					return false, err
+				if len(out.Attributes) == p.limit {
+					out.NextToken = token(kv.Key + sepToken + strconv.Itoa(i))
+					return true, nil
 				}
-				if len(more) > 0 {
-					next = token(kv.Key)
-				}
-				return false, errStop
 			}
 			return false, nil
-		})
-		if err != nil && !errors.Is(err, errStop) {
-			return err
 		}
-		out.NextToken = next
-		return nil
+		after := ""
+		if resumeKey != "" {
+			if !strings.HasPrefix(resumeKey, prefix) {
+				return invalidParam("The nextToken belongs to another cluster's listing.")
+			}
+			kv, ok, err := tx.Get(resumeKey)
+			if err != nil {
+				return err
+			}
+			if ok {
+				if full, err := collect(kv, resumeIdx+1); full || err != nil {
+					return err
+				}
+			}
+			after = resumeKey
+		}
+		_, err = scan(tx, prefix, page{after: after, limit: -1}, func(kv store.KV) (bool, error) {
+			full, err := collect(kv, 0)
+			if full {
+				return false, errStop
+			}
+			return false, err
+		})
+		if errors.Is(err, errStop) {
+			return nil
+		}
+		return err
 	})
 	return out, err
 }
+
+// sepToken separates the instance key from the attribute position in a
+// ListAttributes token.
+const sepToken = "\x00"

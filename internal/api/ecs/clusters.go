@@ -84,6 +84,11 @@ func (s *Service) CreateCluster(ctx context.Context, in *ecstypes.CreateClusterR
 	if err != nil {
 		return nil, err
 	}
+	// CreateCluster answers these as [] when empty, as ECS does.
+	if view.Tags == nil {
+		view.Tags = []ecstypes.Tag{}
+	}
+	view.Statistics = []ecstypes.KeyValuePair{}
 	return &ecstypes.CreateClusterResponse{Cluster: view}, nil
 }
 

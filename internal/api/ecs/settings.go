@@ -48,7 +48,12 @@ func checkSetting(name ecstypes.SettingName, value string) error {
 		return invalidParam("Invalid value %q for account setting %s: valid values are %s.", value, name, strings.Join(rule.values, ", "))
 	}
 	if slices.Contains(longARNSettings, name) && value != "enabled" {
-		return invalidParam("Berth always uses the long ARN format, so %s cannot be disabled.", name)
+		// ECS's own wording: Terraform treats this message as success when it
+		// destroys a long-ARN account setting.
+		return invalidParam("You can no longer disable Long Arn settings")
+	}
+	if name == ecstypes.SettingNameGuardDutyActivate {
+		return invalidParam("guardDutyActivate is read-only: Amazon GuardDuty controls this account setting.")
 	}
 	return nil
 }

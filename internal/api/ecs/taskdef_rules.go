@@ -149,14 +149,16 @@ func prepareTaskDefinition(in *ecstypes.RegisterTaskDefinitionRequest) (*ecstype
 		td.Memory = strconv.Itoa(taskMem)
 	}
 	if slices.Contains(in.RequiresCompatibilities, ecstypes.CompatibilityFargate) {
-		if mode != ecstypes.NetworkModeAwsvpc {
-			return nil, clientErr("Fargate only supports network mode 'awsvpc'.")
+		if err := checkFargate(in, mode, taskCPU, taskMem); err != nil {
+			return nil, err
 		}
-		if taskCPU == 0 || taskMem == 0 {
-			return nil, clientErr("Fargate requires that 'cpu' and 'memory' be defined at the task level.")
+	}
+	for _, c := range in.ContainerDefinitions {
+		if len(c.Secrets) > 0 && in.ExecutionRoleArn == "" {
+			return nil, clientErr("When you are specifying container secrets, you must also specify a value for 'executionRoleArn'.")
 		}
-		if !slices.Contains(fargateSizes[taskCPU], taskMem) {
-			return nil, clientErr("No Fargate configuration exists for given values: %d CPU, %d memory. See the Amazon ECS documentation for supported values.", taskCPU, taskMem)
+		if c.Hostname != "" && mode == ecstypes.NetworkModeAwsvpc {
+			return nil, clientErr("hostname is not supported on container when networkMode=awsvpc.")
 		}
 	}
 	if err := checkVolumes(td.Volumes); err != nil {
@@ -167,7 +169,60 @@ func prepareTaskDefinition(in *ecstypes.RegisterTaskDefinitionRequest) (*ecstype
 	}
 	td.Compatibilities = compatibilities(mode, taskCPU, taskMem)
 	td.RequiresAttributes = requiredAttributes(td, mode)
+	fillEmptyLists(td)
 	return td, nil
+}
+
+// checkFargate applies the rules for task definitions that require FARGATE,
+// in ECS's order and words.
+func checkFargate(in *ecstypes.RegisterTaskDefinitionRequest, mode ecstypes.NetworkMode, taskCPU, taskMem int) error {
+	switch {
+	case mode != ecstypes.NetworkModeAwsvpc:
+		return clientErr("Fargate only supports network mode ‘awsvpc’.")
+	case taskCPU == 0:
+		return clientErr("Fargate requires that 'cpu' be defined at the task level.")
+	case taskMem == 0:
+		return clientErr("Fargate requires that 'memory' be defined at the task level.")
+	case !slices.Contains(fargateSizes[taskCPU], taskMem):
+		return clientErr("No Fargate configuration exists for given values: %d CPU, %d memory. See the Amazon ECS documentation for supported values.", taskCPU, taskMem)
+	case in.IpcMode != "":
+		return clientErr("Tasks using the Fargate launch type do not support ipcMode.")
+	case len(in.PlacementConstraints) > 0:
+		return clientErr("Fargate does not support task placement constraints.")
+	}
+	for _, v := range in.Volumes {
+		if v.Host != nil && v.Host.SourcePath != "" {
+			return clientErr("host.sourcePath should not be set for volumes in Fargate.")
+		}
+	}
+	for _, c := range in.ContainerDefinitions {
+		if lc := c.LogConfiguration; lc != nil && lc.LogDriver == ecstypes.LogDriverAwslogs && in.ExecutionRoleArn == "" {
+			return clientErr("Fargate requires task definition to have execution role ARN to support log driver awslogs.")
+		}
+	}
+	return nil
+}
+
+// fillEmptyLists sets the lists ECS always returns, empty or not, so that
+// DescribeTaskDefinition shows "portMappings": [] and friends as ECS does.
+func fillEmptyLists(td *ecstypes.TaskDefinition) {
+	orEmpty(&td.Volumes)
+	orEmpty(&td.PlacementConstraints)
+	orEmpty(&td.RequiresAttributes)
+	for i := range td.ContainerDefinitions {
+		c := &td.ContainerDefinitions[i]
+		orEmpty(&c.PortMappings)
+		orEmpty(&c.Environment)
+		orEmpty(&c.MountPoints)
+		orEmpty(&c.VolumesFrom)
+		orEmpty(&c.SystemControls)
+	}
+}
+
+func orEmpty[T any](s *[]T) {
+	if *s == nil {
+		*s = []T{}
+	}
 }
 
 func jsonSize(v any) int {
@@ -218,7 +273,7 @@ func prepareContainers(td *ecstypes.TaskDefinition, mode ecstypes.NetworkMode, t
 	for _, v := range td.Volumes {
 		volumes[v.Name] = true
 	}
-	var sumCPU, sumMem, sumReserve int
+	var sumCPU, sumReserve int
 	essential := false
 	type hostPort struct {
 		port  int32
@@ -248,7 +303,9 @@ func prepareContainers(td *ecstypes.TaskDefinition, mode ecstypes.NetworkMode, t
 			if *c.Memory < minContainerMemory {
 				return bad("'memory' must be at least %d MiB.", minContainerMemory)
 			}
-			sumMem += int(*c.Memory)
+			if taskMem > 0 && int(*c.Memory) > taskMem {
+				return clientErr("The 'memory' setting for container '%s' is greater than for the task.", c.Name)
+			}
 		}
 		if c.MemoryReservation != nil {
 			if *c.MemoryReservation < minContainerMemory {
@@ -328,11 +385,8 @@ func prepareContainers(td *ecstypes.TaskDefinition, mode ecstypes.NetworkMode, t
 	if taskCPU > 0 && sumCPU > taskCPU {
 		return clientErr("The sum of the containers' cpu (%d) is greater than the task cpu (%d).", sumCPU, taskCPU)
 	}
-	if taskMem > 0 && sumMem > taskMem {
-		return clientErr("The sum of the containers' memory (%d MiB) is greater than the task memory (%d MiB).", sumMem, taskMem)
-	}
 	if taskMem > 0 && sumReserve > taskMem {
-		return clientErr("The sum of the containers' memoryReservation (%d MiB) is greater than the task memory (%d MiB).", sumReserve, taskMem)
+		return clientErr("The memory reserved by the containers (%d MiB: each container's memoryReservation, else its memory) is greater than the task memory (%d MiB).", sumReserve, taskMem)
 	}
 	return nil
 }
@@ -418,13 +472,14 @@ func checkDependencyGraph(cs []ecstypes.ContainerDefinition) error {
 }
 
 // compatibilities are the launch types a task definition can run on, as ECS
-// computes them: EC2 always, EXTERNAL outside awsvpc, FARGATE for awsvpc
-// definitions with a valid Fargate size.
+// computes and orders them: EXTERNAL outside awsvpc, EC2 always, FARGATE for
+// awsvpc definitions with a valid Fargate size.
 func compatibilities(mode ecstypes.NetworkMode, cpu, mem int) []ecstypes.Compatibility {
-	out := []ecstypes.Compatibility{ecstypes.CompatibilityEc2}
+	var out []ecstypes.Compatibility
 	if mode != ecstypes.NetworkModeAwsvpc {
 		out = append(out, ecstypes.CompatibilityExternal)
 	}
+	out = append(out, ecstypes.CompatibilityEc2)
 	if mode == ecstypes.NetworkModeAwsvpc && slices.Contains(fargateSizes[cpu], mem) {
 		out = append(out, ecstypes.CompatibilityFargate)
 	}

@@ -42,6 +42,7 @@ func (s *Service) RegisterTaskDefinition(ctx context.Context, in *ecstypes.Regis
 		// fn may run again if the batch retries: work on copies.
 		f := *fam
 		f.LastRevision++
+		f.Revisions++
 		f.ActiveRevisions++
 		f.LatestActive = f.LastRevision
 		t := *td
@@ -154,8 +155,9 @@ func (s *Service) refreshFamily(tx store.Tx, family string) error {
 		fam = &state.Family{Name: family}
 	}
 	f := *fam
-	f.ActiveRevisions, f.LatestActive = 0, 0
+	f.Revisions, f.ActiveRevisions, f.LatestActive = 0, 0, 0
 	err = eachUnder(tx, state.TaskDefFamilyPrefix(family), func(td *state.TaskDefinition) {
+		f.Revisions++
 		if td.TaskDefinition.Status == tdActive {
 			f.ActiveRevisions++
 			f.LatestActive = max(f.LatestActive, td.TaskDefinition.Revision)
@@ -303,6 +305,11 @@ func (s *Service) ListTaskDefinitionFamilies(ctx context.Context, in *ecstypes.L
 			f, err := state.Decode[state.Family](kv)
 			if err != nil {
 				return false, err
+			}
+			if f.Revisions == 0 {
+				// Every revision was deleted: ECS stops listing the name
+				// (the record stays, so revision numbers keep counting).
+				return false, nil
 			}
 			active := f.ActiveRevisions > 0
 			switch in.Status {

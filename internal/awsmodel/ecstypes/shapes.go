@@ -45,7 +45,7 @@ type Attachment struct {
 	// The status of the attachment.
 	Status string `json:"status,omitempty"`
 	// Details of the attachment.
-	Details []KeyValuePair `json:"details,omitempty"`
+	Details []KeyValuePair `json:"details,omitzero"`
 }
 
 // AttachmentStateChange is the ECS AttachmentStateChange shape: An object representing a change in state for a task attachment.
@@ -99,9 +99,9 @@ type AutoScalingGroupProviderUpdate struct {
 // AwsVpcConfiguration is the ECS AwsVpcConfiguration shape: An object representing the networking details for a task or service.
 type AwsVpcConfiguration struct {
 	// The IDs of the subnets associated with the task or service.
-	Subnets []string `json:"subnets,omitempty"`
+	Subnets []string `json:"subnets,omitzero"`
 	// The IDs of the security groups associated with the task or service.
-	SecurityGroups []string `json:"securityGroups,omitempty"`
+	SecurityGroups []string `json:"securityGroups,omitzero"`
 	// Whether the task's elastic network interface receives a public IP address.
 	AssignPublicIp AssignPublicIp `json:"assignPublicIp,omitempty"`
 }
@@ -141,7 +141,7 @@ type CapacityProvider struct {
 	// The update status reason.
 	UpdateStatusReason string `json:"updateStatusReason,omitempty"`
 	// The metadata that you apply to the capacity provider to help you categorize and organize it.
-	Tags []Tag `json:"tags,omitempty"`
+	Tags []Tag `json:"tags,omitzero"`
 	// The type of capacity provider.
 	Type CapacityProviderType `json:"type,omitempty"`
 }
@@ -183,17 +183,17 @@ type Cluster struct {
 	// The number of services that are running on the cluster in an ACTIVE state.
 	ActiveServicesCount int32 `json:"activeServicesCount"`
 	// Additional information about your clusters that are separated by launch type.
-	Statistics []KeyValuePair `json:"statistics,omitempty"`
+	Statistics []KeyValuePair `json:"statistics,omitzero"`
 	// The metadata that you apply to the cluster to help you categorize and organize them.
-	Tags []Tag `json:"tags,omitempty"`
+	Tags []Tag `json:"tags,omitzero"`
 	// The settings for the cluster.
-	Settings []ClusterSetting `json:"settings,omitempty"`
+	Settings []ClusterSetting `json:"settings,omitzero"`
 	// The capacity providers associated with the cluster.
-	CapacityProviders []string `json:"capacityProviders,omitempty"`
+	CapacityProviders []string `json:"capacityProviders,omitzero"`
 	// The default capacity provider strategy for the cluster.
-	DefaultCapacityProviderStrategy []CapacityProviderStrategyItem `json:"defaultCapacityProviderStrategy,omitempty"`
+	DefaultCapacityProviderStrategy []CapacityProviderStrategyItem `json:"defaultCapacityProviderStrategy,omitzero"`
 	// The resources attached to a cluster.
-	Attachments []Attachment `json:"attachments,omitempty"`
+	Attachments []Attachment `json:"attachments,omitzero"`
 	// The status of the capacity providers associated with the cluster.
 	AttachmentsStatus string `json:"attachmentsStatus,omitempty"`
 	// Use this parameter to set a default Service Connect namespace.
@@ -249,13 +249,13 @@ type Container struct {
 	// A short (1024 max characters) human-readable string to provide additional details about a running or stopped container.
 	Reason string `json:"reason,omitempty"`
 	// The network bindings associated with the container.
-	NetworkBindings []NetworkBinding `json:"networkBindings,omitempty"`
+	NetworkBindings []NetworkBinding `json:"networkBindings,omitzero"`
 	// The network interfaces associated with the container.
-	NetworkInterfaces []NetworkInterface `json:"networkInterfaces,omitempty"`
+	NetworkInterfaces []NetworkInterface `json:"networkInterfaces,omitzero"`
 	// The health status of the container.
 	HealthStatus HealthStatus `json:"healthStatus,omitempty"`
 	// The details of any Amazon ECS managed agents associated with the container.
-	ManagedAgents []ManagedAgent `json:"managedAgents,omitempty"`
+	ManagedAgents []ManagedAgent `json:"managedAgents,omitzero"`
 	// The number of CPU units set for the container.
 	Cpu string `json:"cpu,omitempty"`
 	// The hard limit (in MiB) of memory set for the container.
@@ -263,9 +263,9 @@ type Container struct {
 	// The soft limit (in MiB) of memory set for the container.
 	MemoryReservation string `json:"memoryReservation,omitempty"`
 	// The IDs of each GPU assigned to the container.
-	GpuIds []string `json:"gpuIds,omitempty"`
+	GpuIds []string `json:"gpuIds,omitzero"`
 	// The IDs of each Neuron device assigned to the container.
-	NeuronDeviceIds []string `json:"neuronDeviceIds,omitempty"`
+	NeuronDeviceIds []string `json:"neuronDeviceIds,omitzero"`
 }
 
 // ContainerDefinition is the ECS ContainerDefinition shape: Container definitions are used in task definitions to describe the different containers that are launched as part of a task.
@@ -284,32 +284,32 @@ type ContainerDefinition struct {
 	// The soft limit (in MiB) of memory to reserve for the container.
 	MemoryReservation *int32 `json:"memoryReservation,omitempty"`
 	// The links parameter allows containers to communicate with each other without the need for port mappings.
-	Links []string `json:"links,omitempty"`
+	Links []string `json:"links,omitzero"`
 	// The list of port mappings for the container.
-	PortMappings []PortMapping `json:"portMappings,omitempty"`
+	PortMappings []PortMapping `json:"portMappings,omitzero"`
 	// If the essential parameter of a container is marked as true , and that container fails or stops for any reason, all other containers that are part of the task are stopped.
 	Essential *bool `json:"essential,omitempty"`
 	// The restart policy for a container.
 	RestartPolicy *ContainerRestartPolicy `json:"restartPolicy,omitempty"`
 	// Early versions of the Amazon ECS container agent don't properly handle entryPoint parameters.
-	EntryPoint []string `json:"entryPoint,omitempty"`
+	EntryPoint []string `json:"entryPoint,omitzero"`
 	// The command that's passed to the container.
-	Command []string `json:"command,omitempty"`
+	Command []string `json:"command,omitzero"`
 	// The environment variables to pass to a container.
 	// Sensitive: never logged.
-	Environment []KeyValuePair `json:"environment,omitempty"`
+	Environment []KeyValuePair `json:"environment,omitzero"`
 	// A list of files containing the environment variables to pass to a container.
-	EnvironmentFiles []EnvironmentFile `json:"environmentFiles,omitempty"`
+	EnvironmentFiles []EnvironmentFile `json:"environmentFiles,omitzero"`
 	// The mount points for data volumes in your container.
-	MountPoints []MountPoint `json:"mountPoints,omitempty"`
+	MountPoints []MountPoint `json:"mountPoints,omitzero"`
 	// Data volumes to mount from another container.
-	VolumesFrom []VolumeFrom `json:"volumesFrom,omitempty"`
+	VolumesFrom []VolumeFrom `json:"volumesFrom,omitzero"`
 	// Linux-specific modifications that are applied to the default Docker container configuration, such as Linux kernel capabilities.
 	LinuxParameters *LinuxParameters `json:"linuxParameters,omitempty"`
 	// The secrets to pass to the container.
-	Secrets []Secret `json:"secrets,omitempty"`
+	Secrets []Secret `json:"secrets,omitzero"`
 	// The dependencies defined for container startup and shutdown.
-	DependsOn []ContainerDependency `json:"dependsOn,omitempty"`
+	DependsOn []ContainerDependency `json:"dependsOn,omitzero"`
 	// Time duration (in seconds) to wait before giving up on resolving dependencies for a container.
 	StartTimeout *int32 `json:"startTimeout,omitempty"`
 	// Time duration (in seconds) to wait before the container is forcefully killed if it doesn't exit normally on its own.
@@ -329,33 +329,33 @@ type ContainerDefinition struct {
 	// When this parameter is true, the container is given read-only access to its root file system.
 	ReadonlyRootFilesystem *bool `json:"readonlyRootFilesystem,omitempty"`
 	// A list of DNS servers that are presented to the container.
-	DnsServers []string `json:"dnsServers,omitempty"`
+	DnsServers []string `json:"dnsServers,omitzero"`
 	// A list of DNS search domains that are presented to the container.
-	DnsSearchDomains []string `json:"dnsSearchDomains,omitempty"`
+	DnsSearchDomains []string `json:"dnsSearchDomains,omitzero"`
 	// A list of hostnames and IP address mappings to append to the /etc/hosts file on the container.
-	ExtraHosts []HostEntry `json:"extraHosts,omitempty"`
+	ExtraHosts []HostEntry `json:"extraHosts,omitzero"`
 	// A list of strings to provide custom configuration for multiple security systems.
-	DockerSecurityOptions []string `json:"dockerSecurityOptions,omitempty"`
+	DockerSecurityOptions []string `json:"dockerSecurityOptions,omitzero"`
 	// When this parameter is true , you can deploy containerized applications that require stdin or a tty to be allocated.
 	Interactive *bool `json:"interactive,omitempty"`
 	// When this parameter is true , a TTY is allocated.
 	PseudoTerminal *bool `json:"pseudoTerminal,omitempty"`
 	// A key/value map of labels to add to the container.
-	DockerLabels map[string]string `json:"dockerLabels,omitempty"`
+	DockerLabels map[string]string `json:"dockerLabels,omitzero"`
 	// A list of ulimits to set in the container.
-	Ulimits []Ulimit `json:"ulimits,omitempty"`
+	Ulimits []Ulimit `json:"ulimits,omitzero"`
 	// The log configuration specification for the container.
 	LogConfiguration *LogConfiguration `json:"logConfiguration,omitempty"`
 	// The container health check command and associated configuration parameters for the container.
 	HealthCheck *HealthCheck `json:"healthCheck,omitempty"`
 	// A list of namespaced kernel parameters to set in the container.
-	SystemControls []SystemControl `json:"systemControls,omitempty"`
+	SystemControls []SystemControl `json:"systemControls,omitzero"`
 	// The type and amount of a resource to assign to a container.
-	ResourceRequirements []ResourceRequirement `json:"resourceRequirements,omitempty"`
+	ResourceRequirements []ResourceRequirement `json:"resourceRequirements,omitzero"`
 	// The FireLens configuration for the container.
 	FirelensConfiguration *FirelensConfiguration `json:"firelensConfiguration,omitempty"`
 	// A list of ARNs in SSM or Amazon S3 to a credential spec ( CredSpec ) file that configures the container for Active Directory authentication.
-	CredentialSpecs []string `json:"credentialSpecs,omitempty"`
+	CredentialSpecs []string `json:"credentialSpecs,omitzero"`
 }
 
 // ContainerDependency is the ECS ContainerDependency shape: The dependencies defined for container startup and shutdown.
@@ -389,9 +389,9 @@ type ContainerInstance struct {
 	// The version information for the Amazon ECS container agent and Docker daemon running on the container instance.
 	VersionInfo *VersionInfo `json:"versionInfo,omitempty"`
 	// For CPU and memory resource types, this parameter describes the remaining CPU and memory that wasn't already allocated to tasks and is therefore available for new tasks.
-	RemainingResources []Resource `json:"remainingResources,omitempty"`
+	RemainingResources []Resource `json:"remainingResources,omitzero"`
 	// For CPU and memory resource types, this parameter describes the amount of each resource that was available on the container instance when the container agent registered it with Amazon ECS.
-	RegisteredResources []Resource `json:"registeredResources,omitempty"`
+	RegisteredResources []Resource `json:"registeredResources,omitzero"`
 	// The status of the container instance.
 	Status string `json:"status,omitempty"`
 	// The reason that the container instance reached its current status.
@@ -405,13 +405,13 @@ type ContainerInstance struct {
 	// The status of the most recent agent update.
 	AgentUpdateStatus AgentUpdateStatus `json:"agentUpdateStatus,omitempty"`
 	// The attributes set for the container instance, either by the Amazon ECS container agent at instance registration or manually with the PutAttributes operation.
-	Attributes []Attribute `json:"attributes,omitempty"`
+	Attributes []Attribute `json:"attributes,omitzero"`
 	// The Unix timestamp for the time when the container instance was registered.
 	RegisteredAt *awsmodel.Time `json:"registeredAt,omitempty"`
 	// The resources attached to a container instance, such as an elastic network interface.
-	Attachments []Attachment `json:"attachments,omitempty"`
+	Attachments []Attachment `json:"attachments,omitzero"`
 	// The metadata that you apply to the container instance to help you categorize and organize them.
-	Tags []Tag `json:"tags,omitempty"`
+	Tags []Tag `json:"tags,omitzero"`
 	// An object representing the health status of the container instance.
 	HealthStatus *ContainerInstanceHealthStatus `json:"healthStatus,omitempty"`
 }
@@ -421,7 +421,7 @@ type ContainerInstanceHealthStatus struct {
 	// The overall health status of the container instance.
 	OverallStatus InstanceHealthCheckState `json:"overallStatus,omitempty"`
 	// An array of objects representing the details of the container instance health status.
-	Details []InstanceHealthCheckResult `json:"details,omitempty"`
+	Details []InstanceHealthCheckResult `json:"details,omitzero"`
 }
 
 // ContainerOverride is the ECS ContainerOverride shape: The overrides that are sent to a container.
@@ -429,12 +429,12 @@ type ContainerOverride struct {
 	// The name of the container that receives the override.
 	Name string `json:"name,omitempty"`
 	// The command to send to the container that overrides the default command from the Docker image or the task definition.
-	Command []string `json:"command,omitempty"`
+	Command []string `json:"command,omitzero"`
 	// The environment variables to send to the container.
 	// Sensitive: never logged.
-	Environment []KeyValuePair `json:"environment,omitempty"`
+	Environment []KeyValuePair `json:"environment,omitzero"`
 	// A list of files containing the environment variables to pass to a container, instead of the value from the container definition.
-	EnvironmentFiles []EnvironmentFile `json:"environmentFiles,omitempty"`
+	EnvironmentFiles []EnvironmentFile `json:"environmentFiles,omitzero"`
 	// The number of cpu units reserved for the container, instead of the default value from the task definition.
 	Cpu *int32 `json:"cpu,omitempty"`
 	// The hard limit (in MiB) of memory to present to the container, instead of the default value from the task definition.
@@ -442,7 +442,7 @@ type ContainerOverride struct {
 	// The soft limit (in MiB) of memory to reserve for the container, instead of the default value from the task definition.
 	MemoryReservation *int32 `json:"memoryReservation,omitempty"`
 	// The type and amount of a resource to assign to a container, instead of the default value from the task definition.
-	ResourceRequirements []ResourceRequirement `json:"resourceRequirements,omitempty"`
+	ResourceRequirements []ResourceRequirement `json:"resourceRequirements,omitzero"`
 }
 
 // ContainerRestartPolicy is the ECS ContainerRestartPolicy shape: You can enable a restart policy for each container defined in your task definition, to overcome transient failures faster and maintain task availability.
@@ -450,7 +450,7 @@ type ContainerRestartPolicy struct {
 	// Specifies whether a restart policy is enabled for the container.
 	Enabled *bool `json:"enabled,omitempty"`
 	// A list of exit codes that Amazon ECS will ignore and not attempt a restart on.
-	IgnoredExitCodes []int32 `json:"ignoredExitCodes,omitempty"`
+	IgnoredExitCodes []int32 `json:"ignoredExitCodes,omitzero"`
 	// A period of time (in seconds) that the container must run for before a restart can be attempted.
 	RestartAttemptPeriod *int32 `json:"restartAttemptPeriod,omitempty"`
 }
@@ -466,7 +466,7 @@ type ContainerStateChange struct {
 	// The exit code for the container, if the state change is a result of the container exiting.
 	ExitCode *int32 `json:"exitCode,omitempty"`
 	// Any network bindings that are associated with the container.
-	NetworkBindings []NetworkBinding `json:"networkBindings,omitempty"`
+	NetworkBindings []NetworkBinding `json:"networkBindings,omitzero"`
 	// The reason for the state change.
 	Reason string `json:"reason,omitempty"`
 	// The status of the container.
@@ -504,7 +504,7 @@ type CreateCapacityProviderRequest struct {
 	// The configuration for the Amazon ECS Managed Instances provider.
 	ManagedInstancesProvider *CreateManagedInstancesProviderConfiguration `json:"managedInstancesProvider,omitempty"`
 	// The metadata that you apply to the capacity provider to categorize and organize them more conveniently.
-	Tags []Tag `json:"tags,omitempty"`
+	Tags []Tag `json:"tags,omitzero"`
 }
 
 // CreateCapacityProviderResponse is the ECS CreateCapacityProviderResponse shape.
@@ -522,15 +522,15 @@ type CreateClusterRequest struct {
 	// The name of your cluster.
 	ClusterName string `json:"clusterName,omitempty"`
 	// The metadata that you apply to the cluster to help you categorize and organize them.
-	Tags []Tag `json:"tags,omitempty"`
+	Tags []Tag `json:"tags,omitzero"`
 	// The setting to use when creating a cluster.
-	Settings []ClusterSetting `json:"settings,omitempty"`
+	Settings []ClusterSetting `json:"settings,omitzero"`
 	// The execute command configuration for the cluster.
 	Configuration *ClusterConfiguration `json:"configuration,omitempty"`
 	// The short name of one or more capacity providers to associate with the cluster.
-	CapacityProviders []string `json:"capacityProviders,omitempty"`
+	CapacityProviders []string `json:"capacityProviders,omitzero"`
 	// The capacity provider strategy to set as the default for the cluster.
-	DefaultCapacityProviderStrategy []CapacityProviderStrategyItem `json:"defaultCapacityProviderStrategy,omitempty"`
+	DefaultCapacityProviderStrategy []CapacityProviderStrategyItem `json:"defaultCapacityProviderStrategy,omitzero"`
 	// Use this parameter to set a default Service Connect namespace.
 	ServiceConnectDefaults *ClusterServiceConnectDefaultsRequest `json:"serviceConnectDefaults,omitempty"`
 }
@@ -554,11 +554,11 @@ type CreateDaemonRequest struct {
 	// The Amazon Resource Name (ARN) of the daemon task definition to use for the daemon.
 	DaemonTaskDefinitionArn string `json:"daemonTaskDefinitionArn,omitempty"`
 	// The Amazon Resource Names (ARNs) of the capacity providers to associate with the daemon.
-	CapacityProviderArns []string `json:"capacityProviderArns,omitempty"`
+	CapacityProviderArns []string `json:"capacityProviderArns,omitzero"`
 	// Optional deployment parameters that control how the daemon rolls out updates, including the drain percentage, alarm-based rollback, and bake time.
 	DeploymentConfiguration *DaemonDeploymentConfiguration `json:"deploymentConfiguration,omitempty"`
 	// The metadata that you apply to the daemon to help you categorize and organize them.
-	Tags []Tag `json:"tags,omitempty"`
+	Tags []Tag `json:"tags,omitzero"`
 	// Specifies whether to propagate the tags from the daemon to the daemon tasks.
 	PropagateTags DaemonPropagateTags `json:"propagateTags,omitempty"`
 	// Specifies whether to turn on Amazon ECS managed tags for the tasks in the daemon.
@@ -610,7 +610,7 @@ type CreateExpressGatewayServiceRequest struct {
 	// The auto-scaling configuration for the Express service.
 	ScalingTarget *ExpressGatewayScalingTarget `json:"scalingTarget,omitempty"`
 	// The metadata that you apply to the Express service to help categorize and organize it.
-	Tags []Tag `json:"tags,omitempty"`
+	Tags []Tag `json:"tags,omitzero"`
 	// The Amazon Resource Name (ARN) of a task definition to use to create the Express Gateway service.
 	TaskDefinitionArn string `json:"taskDefinitionArn,omitempty"`
 }
@@ -650,9 +650,9 @@ type CreateServiceRequest struct {
 	// Indicates whether to use Availability Zone rebalancing for the service.
 	AvailabilityZoneRebalancing AvailabilityZoneRebalancing `json:"availabilityZoneRebalancing,omitempty"`
 	// A load balancer object representing the load balancers to use with your service.
-	LoadBalancers []LoadBalancer `json:"loadBalancers,omitempty"`
+	LoadBalancers []LoadBalancer `json:"loadBalancers,omitzero"`
 	// The details of the service discovery registry to associate with this service.
-	ServiceRegistries []ServiceRegistry `json:"serviceRegistries,omitempty"`
+	ServiceRegistries []ServiceRegistry `json:"serviceRegistries,omitzero"`
 	// The number of instantiations of the specified task definition to place and keep running in your service.
 	DesiredCount *int32 `json:"desiredCount,omitempty"`
 	// An identifier that you provide to ensure the idempotency of the request.
@@ -660,7 +660,7 @@ type CreateServiceRequest struct {
 	// The infrastructure that you run your service on.
 	LaunchType LaunchType `json:"launchType,omitempty"`
 	// The capacity provider strategy to use for the service.
-	CapacityProviderStrategy []CapacityProviderStrategyItem `json:"capacityProviderStrategy,omitempty"`
+	CapacityProviderStrategy []CapacityProviderStrategyItem `json:"capacityProviderStrategy,omitzero"`
 	// The platform version that your tasks in the service are running on.
 	PlatformVersion string `json:"platformVersion,omitempty"`
 	// The name or full Amazon Resource Name (ARN) of the IAM role that allows Amazon ECS to make calls to your load balancer on your behalf.
@@ -668,9 +668,9 @@ type CreateServiceRequest struct {
 	// Optional deployment parameters that control how many tasks run during the deployment and the ordering of stopping and starting tasks.
 	DeploymentConfiguration *DeploymentConfiguration `json:"deploymentConfiguration,omitempty"`
 	// An array of placement constraint objects to use for tasks in your service.
-	PlacementConstraints []PlacementConstraint `json:"placementConstraints,omitempty"`
+	PlacementConstraints []PlacementConstraint `json:"placementConstraints,omitzero"`
 	// The placement strategy objects to use for tasks in your service.
-	PlacementStrategy []PlacementStrategy `json:"placementStrategy,omitempty"`
+	PlacementStrategy []PlacementStrategy `json:"placementStrategy,omitzero"`
 	// The network configuration for the service.
 	NetworkConfiguration *NetworkConfiguration `json:"networkConfiguration,omitempty"`
 	// The period of time, in seconds, that the Amazon ECS service scheduler ignores unhealthy Elastic Load Balancing, VPC Lattice, and container health checks after a task has first started.
@@ -680,7 +680,7 @@ type CreateServiceRequest struct {
 	// The deployment controller to use for the service.
 	DeploymentController *DeploymentController `json:"deploymentController,omitempty"`
 	// The metadata that you apply to the service to help you categorize and organize them.
-	Tags []Tag `json:"tags,omitempty"`
+	Tags []Tag `json:"tags,omitzero"`
 	// Specifies whether to turn on Amazon ECS managed tags for the tasks within the service.
 	EnableECSManagedTags bool `json:"enableECSManagedTags"`
 	// Specifies whether to propagate the tags from the task definition to the task.
@@ -690,9 +690,9 @@ type CreateServiceRequest struct {
 	// The configuration for this service to discover and connect to services, and be discovered by, and connected from, other services within a namespace.
 	ServiceConnectConfiguration *ServiceConnectConfiguration `json:"serviceConnectConfiguration,omitempty"`
 	// The configuration for a volume specified in the task definition as a volume that is configured at launch time.
-	VolumeConfigurations []ServiceVolumeConfiguration `json:"volumeConfigurations,omitempty"`
+	VolumeConfigurations []ServiceVolumeConfiguration `json:"volumeConfigurations,omitzero"`
 	// The VPC Lattice configuration for the service being created.
-	VpcLatticeConfigurations []VpcLatticeConfiguration `json:"vpcLatticeConfigurations,omitempty"`
+	VpcLatticeConfigurations []VpcLatticeConfiguration `json:"vpcLatticeConfigurations,omitzero"`
 	// The optional monitoring configuration for the service, which defines the resolution for the service-level CPUUtilization and MemoryUtilization Amazon CloudWatch metrics.
 	Monitoring *MonitoringConfiguration `json:"monitoring,omitempty"`
 }
@@ -720,13 +720,13 @@ type CreateTaskSetRequest struct {
 	// An object representing the network configuration for a task set.
 	NetworkConfiguration *NetworkConfiguration `json:"networkConfiguration,omitempty"`
 	// A load balancer object representing the load balancer to use with the task set.
-	LoadBalancers []LoadBalancer `json:"loadBalancers,omitempty"`
+	LoadBalancers []LoadBalancer `json:"loadBalancers,omitzero"`
 	// The details of the service discovery registries to assign to this task set.
-	ServiceRegistries []ServiceRegistry `json:"serviceRegistries,omitempty"`
+	ServiceRegistries []ServiceRegistry `json:"serviceRegistries,omitzero"`
 	// The launch type that new tasks in the task set uses.
 	LaunchType LaunchType `json:"launchType,omitempty"`
 	// The capacity provider strategy to use for the task set.
-	CapacityProviderStrategy []CapacityProviderStrategyItem `json:"capacityProviderStrategy,omitempty"`
+	CapacityProviderStrategy []CapacityProviderStrategyItem `json:"capacityProviderStrategy,omitzero"`
 	// The platform version that the tasks in the task set uses.
 	PlatformVersion string `json:"platformVersion,omitempty"`
 	// A floating-point percentage of the desired number of tasks to place and keep running in the task set.
@@ -734,7 +734,7 @@ type CreateTaskSetRequest struct {
 	// An identifier that you provide to ensure the idempotency of the request.
 	ClientToken string `json:"clientToken,omitempty"`
 	// The metadata that you apply to the task set to help you categorize and organize them.
-	Tags []Tag `json:"tags,omitempty"`
+	Tags []Tag `json:"tags,omitzero"`
 }
 
 // CreateTaskSetResponse is the ECS CreateTaskSetResponse shape.
@@ -758,7 +758,7 @@ type CreatedAt struct {
 // DaemonAlarmConfiguration is the ECS DaemonAlarmConfiguration shape: The CloudWatch alarm configuration for a daemon.
 type DaemonAlarmConfiguration struct {
 	// The CloudWatch alarm names to monitor during a daemon deployment.
-	AlarmNames []string `json:"alarmNames,omitempty"`
+	AlarmNames []string `json:"alarmNames,omitzero"`
 	// Determines whether to use the CloudWatch alarm option in the daemon deployment process.
 	Enable bool `json:"enable"`
 }
@@ -801,22 +801,22 @@ type DaemonContainerDefinition struct {
 	// If the essential parameter of a container is marked as true , and that container fails or stops for any reason, all other containers that are part of the task are stopped.
 	Essential *bool `json:"essential,omitempty"`
 	// The entry point that's passed to the container.
-	EntryPoint []string `json:"entryPoint,omitempty"`
+	EntryPoint []string `json:"entryPoint,omitzero"`
 	// The command that's passed to the container.
-	Command []string `json:"command,omitempty"`
+	Command []string `json:"command,omitzero"`
 	// The working directory to run commands inside the container in.
 	WorkingDirectory string `json:"workingDirectory,omitempty"`
 	// A list of files containing the environment variables to pass to a container.
-	EnvironmentFiles []EnvironmentFile `json:"environmentFiles,omitempty"`
+	EnvironmentFiles []EnvironmentFile `json:"environmentFiles,omitzero"`
 	// The environment variables to pass to a container.
 	// Sensitive: never logged.
-	Environment []KeyValuePair `json:"environment,omitempty"`
+	Environment []KeyValuePair `json:"environment,omitzero"`
 	// The secrets to pass to the container.
-	Secrets []Secret `json:"secrets,omitempty"`
+	Secrets []Secret `json:"secrets,omitzero"`
 	// When this parameter is true, the container is given read-only access to its root file system.
 	ReadonlyRootFilesystem *bool `json:"readonlyRootFilesystem,omitempty"`
 	// The mount points for data volumes in your container.
-	MountPoints []MountPoint `json:"mountPoints,omitempty"`
+	MountPoints []MountPoint `json:"mountPoints,omitzero"`
 	// The log configuration specification for the container.
 	LogConfiguration *LogConfiguration `json:"logConfiguration,omitempty"`
 	// The FireLens configuration for the container.
@@ -826,17 +826,17 @@ type DaemonContainerDefinition struct {
 	// The user to use inside the container.
 	User string `json:"user,omitempty"`
 	// A list of ulimits to set in the container.
-	Ulimits []Ulimit `json:"ulimits,omitempty"`
+	Ulimits []Ulimit `json:"ulimits,omitzero"`
 	// Linux-specific modifications that are applied to the container configuration, such as Linux kernel capabilities.
 	LinuxParameters *DaemonLinuxParameters `json:"linuxParameters,omitempty"`
 	// The dependencies defined for container startup and shutdown.
-	DependsOn []ContainerDependency `json:"dependsOn,omitempty"`
+	DependsOn []ContainerDependency `json:"dependsOn,omitzero"`
 	// Time duration (in seconds) to wait before giving up on resolving dependencies for a container.
 	StartTimeout *int32 `json:"startTimeout,omitempty"`
 	// Time duration (in seconds) to wait before the container is forcefully killed if it doesn't exit normally on its own.
 	StopTimeout *int32 `json:"stopTimeout,omitempty"`
 	// A list of namespaced kernel parameters to set in the container.
-	SystemControls []SystemControl `json:"systemControls,omitempty"`
+	SystemControls []SystemControl `json:"systemControls,omitzero"`
 	// When this parameter is true , you can deploy containerized applications that require stdin or a tty to be allocated.
 	Interactive *bool `json:"interactive,omitempty"`
 	// When this parameter is true , a TTY is allocated.
@@ -868,7 +868,7 @@ type DaemonDeployment struct {
 	// The daemon revision being deployed.
 	TargetDaemonRevision *DaemonDeploymentRevisionDetail `json:"targetDaemonRevision,omitempty"`
 	// The currently deployed daemon revisions that are being replaced.
-	SourceDaemonRevisions []DaemonDeploymentRevisionDetail `json:"sourceDaemonRevisions,omitempty"`
+	SourceDaemonRevisions []DaemonDeploymentRevisionDetail `json:"sourceDaemonRevisions,omitzero"`
 	// The circuit breaker configuration that determines when a daemon deployment has failed.
 	CircuitBreaker *DaemonCircuitBreaker `json:"circuitBreaker,omitempty"`
 	// The CloudWatch alarms that determine when a daemon deployment fails.
@@ -892,9 +892,9 @@ type DaemonDeploymentAlarms struct {
 	// The status of the alarms check.
 	Status DaemonDeploymentRollbackMonitorsStatus `json:"status,omitempty"`
 	// The name of the CloudWatch alarms that determine when a daemon deployment failed.
-	AlarmNames []string `json:"alarmNames,omitempty"`
+	AlarmNames []string `json:"alarmNames,omitzero"`
 	// One or more CloudWatch alarm names that have been triggered during the daemon deployment.
-	TriggeredAlarmNames []string `json:"triggeredAlarmNames,omitempty"`
+	TriggeredAlarmNames []string `json:"triggeredAlarmNames,omitzero"`
 }
 
 // DaemonDeploymentCapacityProvider is the ECS DaemonDeploymentCapacityProvider shape: Information about a capacity provider during a daemon deployment.
@@ -922,7 +922,7 @@ type DaemonDeploymentRevisionDetail struct {
 	// The Amazon Resource Name (ARN) of the daemon revision.
 	Arn string `json:"arn,omitempty"`
 	// The capacity providers associated with this daemon revision during the deployment.
-	CapacityProviders []DaemonDeploymentCapacityProvider `json:"capacityProviders,omitempty"`
+	CapacityProviders []DaemonDeploymentCapacityProvider `json:"capacityProviders,omitzero"`
 	// The total number of instances running daemon tasks for this revision.
 	TotalRunningInstanceCount *int32 `json:"totalRunningInstanceCount,omitempty"`
 	// The total number of instances being drained for this revision during the deployment.
@@ -962,7 +962,7 @@ type DaemonDetail struct {
 	// The status of the daemon.
 	Status DaemonStatus `json:"status,omitempty"`
 	// The current daemon revision details, including the running task counts per capacity provider.
-	CurrentRevisions []DaemonRevisionDetail `json:"currentRevisions,omitempty"`
+	CurrentRevisions []DaemonRevisionDetail `json:"currentRevisions,omitzero"`
 	// The Amazon Resource Name (ARN) of the most recent daemon deployment.
 	DeploymentArn string `json:"deploymentArn,omitempty"`
 	// The Unix timestamp for the time when the daemon was created.
@@ -976,11 +976,11 @@ type DaemonLinuxParameters struct {
 	// The Linux capabilities for the container that are added to or dropped from the default configuration provided by Docker.
 	Capabilities *KernelCapabilities `json:"capabilities,omitempty"`
 	// Any host devices to expose to the container.
-	Devices []Device `json:"devices,omitempty"`
+	Devices []Device `json:"devices,omitzero"`
 	// Run an init process inside the container that forwards signals and reaps processes.
 	InitProcessEnabled *bool `json:"initProcessEnabled,omitempty"`
 	// The container path, mount options, and size (in MiB) of the tmpfs mount.
-	Tmpfs []Tmpfs `json:"tmpfs,omitempty"`
+	Tmpfs []Tmpfs `json:"tmpfs,omitzero"`
 }
 
 // DaemonRevision is the ECS DaemonRevision shape: Information about a daemon revision.
@@ -996,7 +996,7 @@ type DaemonRevision struct {
 	// The Unix timestamp for the time when the daemon revision was created.
 	CreatedAt *awsmodel.Time `json:"createdAt,omitempty"`
 	// The container images used by the daemon revision.
-	ContainerImages []DaemonContainerImage `json:"containerImages,omitempty"`
+	ContainerImages []DaemonContainerImage `json:"containerImages,omitzero"`
 	// Specifies whether tags are propagated from the daemon to the daemon tasks.
 	PropagateTags DaemonPropagateTags `json:"propagateTags,omitempty"`
 	// Specifies whether Amazon ECS managed tags are turned on for the daemon tasks.
@@ -1010,7 +1010,7 @@ type DaemonRevisionDetail struct {
 	// The Amazon Resource Name (ARN) of the daemon revision.
 	Arn string `json:"arn,omitempty"`
 	// The capacity providers associated with this daemon revision.
-	CapacityProviders []DaemonCapacityProvider `json:"capacityProviders,omitempty"`
+	CapacityProviders []DaemonCapacityProvider `json:"capacityProviders,omitzero"`
 	// The total number of daemon tasks running for this revision.
 	TotalRunningCount int32 `json:"totalRunningCount"`
 }
@@ -1024,7 +1024,7 @@ type DaemonRollback struct {
 	// The ARN of the daemon revision deployed as part of the rollback.
 	RollbackTargetDaemonRevisionArn string `json:"rollbackTargetDaemonRevisionArn,omitempty"`
 	// The capacity providers involved in the rollback.
-	RollbackCapacityProviders []string `json:"rollbackCapacityProviders,omitempty"`
+	RollbackCapacityProviders []string `json:"rollbackCapacityProviders,omitzero"`
 }
 
 // DaemonSummary is the ECS DaemonSummary shape: A summary of a daemon.
@@ -1052,9 +1052,9 @@ type DaemonTaskDefinition struct {
 	// The Amazon Resource Name (ARN) of the task execution role that grants the Amazon ECS container agent permission to make Amazon Web Services API calls on your behalf.
 	ExecutionRoleArn string `json:"executionRoleArn,omitempty"`
 	// A list of container definitions in JSON format that describe the containers that make up the daemon task.
-	ContainerDefinitions []DaemonContainerDefinition `json:"containerDefinitions,omitempty"`
+	ContainerDefinitions []DaemonContainerDefinition `json:"containerDefinitions,omitzero"`
 	// The list of data volume definitions for the daemon task.
-	Volumes []DaemonVolume `json:"volumes,omitempty"`
+	Volumes []DaemonVolume `json:"volumes,omitzero"`
 	// The number of CPU units used by the daemon task.
 	Cpu string `json:"cpu,omitempty"`
 	// The amount of memory (in MiB) used by the daemon task.
@@ -1118,7 +1118,7 @@ type DeleteAttributesRequest struct {
 	// The short name or full Amazon Resource Name (ARN) of the cluster that contains the resource to delete attributes.
 	Cluster string `json:"cluster,omitempty"`
 	// The attributes to delete from your resource.
-	Attributes []Attribute `json:"attributes,omitempty"`
+	Attributes []Attribute `json:"attributes,omitzero"`
 }
 
 // DeleteAttributesResponse is the ECS DeleteAttributesResponse shape.
@@ -1247,7 +1247,7 @@ func (s *DeleteServiceResponse) FillEmpty() {
 // DeleteTaskDefinitionsRequest is the ECS DeleteTaskDefinitionsRequest shape.
 type DeleteTaskDefinitionsRequest struct {
 	// The family and revision ( family:revision ) or full Amazon Resource Name (ARN) of the task definition to delete.
-	TaskDefinitions []string `json:"taskDefinitions,omitempty"`
+	TaskDefinitions []string `json:"taskDefinitions,omitzero"`
 }
 
 // DeleteTaskDefinitionsResponse is the ECS DeleteTaskDefinitionsResponse shape.
@@ -1311,7 +1311,7 @@ type Deployment struct {
 	// The Unix timestamp for the time when the service deployment was last updated.
 	UpdatedAt *awsmodel.Time `json:"updatedAt,omitempty"`
 	// The capacity provider strategy that the deployment is using.
-	CapacityProviderStrategy []CapacityProviderStrategyItem `json:"capacityProviderStrategy,omitempty"`
+	CapacityProviderStrategy []CapacityProviderStrategyItem `json:"capacityProviderStrategy,omitzero"`
 	// The launch type the tasks in the service are using.
 	LaunchType LaunchType `json:"launchType,omitempty"`
 	// The platform version that your tasks in the service run on.
@@ -1327,19 +1327,19 @@ type Deployment struct {
 	// The details of the Service Connect configuration that's used by this deployment.
 	ServiceConnectConfiguration *ServiceConnectConfiguration `json:"serviceConnectConfiguration,omitempty"`
 	// The list of Service Connect resources that are associated with this deployment.
-	ServiceConnectResources []ServiceConnectServiceResource `json:"serviceConnectResources,omitempty"`
+	ServiceConnectResources []ServiceConnectServiceResource `json:"serviceConnectResources,omitzero"`
 	// The details of the volume that was configuredAtLaunch .
-	VolumeConfigurations []ServiceVolumeConfiguration `json:"volumeConfigurations,omitempty"`
+	VolumeConfigurations []ServiceVolumeConfiguration `json:"volumeConfigurations,omitzero"`
 	// The Fargate ephemeral storage settings for the deployment.
 	FargateEphemeralStorage *DeploymentEphemeralStorage `json:"fargateEphemeralStorage,omitempty"`
 	// The VPC Lattice configuration for the service deployment.
-	VpcLatticeConfigurations []VpcLatticeConfiguration `json:"vpcLatticeConfigurations,omitempty"`
+	VpcLatticeConfigurations []VpcLatticeConfiguration `json:"vpcLatticeConfigurations,omitzero"`
 }
 
 // DeploymentAlarms is the ECS DeploymentAlarms shape: One of the methods which provide a way for you to quickly identify when a deployment has failed, and then to optionally roll back the failure to the last working deployment.
 type DeploymentAlarms struct {
 	// One or more CloudWatch alarm names.
-	AlarmNames []string `json:"alarmNames,omitempty"`
+	AlarmNames []string `json:"alarmNames,omitzero"`
 	// Determines whether to configure Amazon ECS to roll back the service if a service deployment fails.
 	Rollback bool `json:"rollback"`
 	// Determines whether to use the CloudWatch alarm option in the service deployment process.
@@ -1373,7 +1373,7 @@ type DeploymentConfiguration struct {
 	// The time period when both blue and green service revisions are running simultaneously after the production traffic has shifted.
 	BakeTimeInMinutes *int32 `json:"bakeTimeInMinutes,omitempty"`
 	// An array of deployment lifecycle hook objects to run custom logic or pause the deployment at specific stages of the deployment lifecycle.
-	LifecycleHooks []DeploymentLifecycleHook `json:"lifecycleHooks,omitempty"`
+	LifecycleHooks []DeploymentLifecycleHook `json:"lifecycleHooks,omitzero"`
 	// Configuration for linear deployment strategy.
 	LinearConfiguration *LinearConfiguration `json:"linearConfiguration,omitempty"`
 	// Configuration for canary deployment strategy.
@@ -1401,7 +1401,7 @@ type DeploymentLifecycleHook struct {
 	// The Amazon Resource Name (ARN) of the IAM role that grants Amazon ECS permission to call Lambda functions on your behalf.
 	RoleArn string `json:"roleArn,omitempty"`
 	// The lifecycle stages at which to run the hook.
-	LifecycleStages []DeploymentLifecycleHookStage `json:"lifecycleStages,omitempty"`
+	LifecycleStages []DeploymentLifecycleHookStage `json:"lifecycleStages,omitzero"`
 	// Use this field to specify custom parameters that Amazon ECS passes to your Lambda function on each invocation.
 	HookDetails awsmodel.Document `json:"hookDetails,omitempty"`
 	// The timeout configuration for the lifecycle hook.
@@ -1471,11 +1471,11 @@ func (s *DeregisterTaskDefinitionResponse) FillEmpty() {
 // DescribeCapacityProvidersRequest is the ECS DescribeCapacityProvidersRequest shape.
 type DescribeCapacityProvidersRequest struct {
 	// The short name or full Amazon Resource Name (ARN) of one or more capacity providers.
-	CapacityProviders []string `json:"capacityProviders,omitempty"`
+	CapacityProviders []string `json:"capacityProviders,omitzero"`
 	// The name of the cluster to describe capacity providers for.
 	Cluster string `json:"cluster,omitempty"`
 	// Specifies whether or not you want to see the resource tags for the capacity provider.
-	Include []CapacityProviderField `json:"include,omitempty"`
+	Include []CapacityProviderField `json:"include,omitzero"`
 	// The maximum number of account setting results returned by DescribeCapacityProviders in paginated output.
 	MaxResults *int32 `json:"maxResults,omitempty"`
 	// The nextToken value returned from a previous paginated DescribeCapacityProviders request where maxResults was used and the results exceeded the value of that parameter.
@@ -1505,9 +1505,9 @@ func (s *DescribeCapacityProvidersResponse) FillEmpty() {
 // DescribeClustersRequest is the ECS DescribeClustersRequest shape.
 type DescribeClustersRequest struct {
 	// A list of up to 100 cluster names or full cluster Amazon Resource Name (ARN) entries.
-	Clusters []string `json:"clusters,omitempty"`
+	Clusters []string `json:"clusters,omitzero"`
 	// Determines whether to include additional information about the clusters in the response.
-	Include []ClusterField `json:"include,omitempty"`
+	Include []ClusterField `json:"include,omitzero"`
 }
 
 // DescribeClustersResponse is the ECS DescribeClustersResponse shape.
@@ -1533,9 +1533,9 @@ type DescribeContainerInstancesRequest struct {
 	// The short name or full Amazon Resource Name (ARN) of the cluster that hosts the container instances to describe.
 	Cluster string `json:"cluster,omitempty"`
 	// A list of up to 100 container instance IDs or full Amazon Resource Name (ARN) entries.
-	ContainerInstances []string `json:"containerInstances,omitempty"`
+	ContainerInstances []string `json:"containerInstances,omitzero"`
 	// Specifies whether you want to see the resource tags for the container instance.
-	Include []ContainerInstanceField `json:"include,omitempty"`
+	Include []ContainerInstanceField `json:"include,omitzero"`
 }
 
 // DescribeContainerInstancesResponse is the ECS DescribeContainerInstancesResponse shape.
@@ -1559,7 +1559,7 @@ func (s *DescribeContainerInstancesResponse) FillEmpty() {
 // DescribeDaemonDeploymentsRequest is the ECS DescribeDaemonDeploymentsRequest shape.
 type DescribeDaemonDeploymentsRequest struct {
 	// The ARN of the daemon deployments to describe.
-	DaemonDeploymentArns []string `json:"daemonDeploymentArns,omitempty"`
+	DaemonDeploymentArns []string `json:"daemonDeploymentArns,omitzero"`
 }
 
 // DescribeDaemonDeploymentsResponse is the ECS DescribeDaemonDeploymentsResponse shape.
@@ -1599,7 +1599,7 @@ func (s *DescribeDaemonResponse) FillEmpty() {
 // DescribeDaemonRevisionsRequest is the ECS DescribeDaemonRevisionsRequest shape.
 type DescribeDaemonRevisionsRequest struct {
 	// The ARN of the daemon revisions to describe.
-	DaemonRevisionArns []string `json:"daemonRevisionArns,omitempty"`
+	DaemonRevisionArns []string `json:"daemonRevisionArns,omitzero"`
 }
 
 // DescribeDaemonRevisionsResponse is the ECS DescribeDaemonRevisionsResponse shape.
@@ -1641,7 +1641,7 @@ type DescribeExpressGatewayServiceRequest struct {
 	// The Amazon Resource Name (ARN) of the Express service to describe.
 	ServiceArn string `json:"serviceArn,omitempty"`
 	// Specifies additional information to include in the response.
-	Include []ExpressGatewayServiceInclude `json:"include,omitempty"`
+	Include []ExpressGatewayServiceInclude `json:"include,omitzero"`
 }
 
 // DescribeExpressGatewayServiceResponse is the ECS DescribeExpressGatewayServiceResponse shape.
@@ -1657,7 +1657,7 @@ func (s *DescribeExpressGatewayServiceResponse) FillEmpty() {
 // DescribeServiceDeploymentsRequest is the ECS DescribeServiceDeploymentsRequest shape.
 type DescribeServiceDeploymentsRequest struct {
 	// The ARN of the service deployment.
-	ServiceDeploymentArns []string `json:"serviceDeploymentArns,omitempty"`
+	ServiceDeploymentArns []string `json:"serviceDeploymentArns,omitzero"`
 }
 
 // DescribeServiceDeploymentsResponse is the ECS DescribeServiceDeploymentsResponse shape.
@@ -1681,7 +1681,7 @@ func (s *DescribeServiceDeploymentsResponse) FillEmpty() {
 // DescribeServiceRevisionsRequest is the ECS DescribeServiceRevisionsRequest shape.
 type DescribeServiceRevisionsRequest struct {
 	// The ARN of the service revision.
-	ServiceRevisionArns []string `json:"serviceRevisionArns,omitempty"`
+	ServiceRevisionArns []string `json:"serviceRevisionArns,omitzero"`
 }
 
 // DescribeServiceRevisionsResponse is the ECS DescribeServiceRevisionsResponse shape.
@@ -1707,9 +1707,9 @@ type DescribeServicesRequest struct {
 	// The short name or full Amazon Resource Name (ARN)the cluster that hosts the service to describe.
 	Cluster string `json:"cluster,omitempty"`
 	// A list of services to describe.
-	Services []string `json:"services,omitempty"`
+	Services []string `json:"services,omitzero"`
 	// Determines whether you want to see the resource tags for the service.
-	Include []ServiceField `json:"include,omitempty"`
+	Include []ServiceField `json:"include,omitzero"`
 }
 
 // DescribeServicesResponse is the ECS DescribeServicesResponse shape.
@@ -1735,7 +1735,7 @@ type DescribeTaskDefinitionRequest struct {
 	// The family for the latest ACTIVE revision, family and revision ( family:revision ) for a specific revision in the family, or full Amazon Resource Name (ARN) of the task definition to describe.
 	TaskDefinition string `json:"taskDefinition,omitempty"`
 	// Determines whether to see the resource tags for the task definition.
-	Include []TaskDefinitionField `json:"include,omitempty"`
+	Include []TaskDefinitionField `json:"include,omitzero"`
 }
 
 // DescribeTaskDefinitionResponse is the ECS DescribeTaskDefinitionResponse shape.
@@ -1760,9 +1760,9 @@ type DescribeTaskSetsRequest struct {
 	// The short name or full Amazon Resource Name (ARN) of the service that the task sets exist in.
 	Service string `json:"service,omitempty"`
 	// The ID or full Amazon Resource Name (ARN) of task sets to describe.
-	TaskSets []string `json:"taskSets,omitempty"`
+	TaskSets []string `json:"taskSets,omitzero"`
 	// Specifies whether to see the resource tags for the task set.
-	Include []TaskSetField `json:"include,omitempty"`
+	Include []TaskSetField `json:"include,omitzero"`
 }
 
 // DescribeTaskSetsResponse is the ECS DescribeTaskSetsResponse shape.
@@ -1788,9 +1788,9 @@ type DescribeTasksRequest struct {
 	// The short name or full Amazon Resource Name (ARN) of the cluster that hosts the task or tasks to describe.
 	Cluster string `json:"cluster,omitempty"`
 	// A list of up to 100 task IDs or full ARN entries.
-	Tasks []string `json:"tasks,omitempty"`
+	Tasks []string `json:"tasks,omitzero"`
 	// Specifies whether you want to see the resource tags for the task.
-	Include []TaskField `json:"include,omitempty"`
+	Include []TaskField `json:"include,omitzero"`
 }
 
 // DescribeTasksResponse is the ECS DescribeTasksResponse shape.
@@ -1818,7 +1818,7 @@ type Device struct {
 	// The path inside the container at which to expose the host device.
 	ContainerPath string `json:"containerPath,omitempty"`
 	// The explicit permissions to provide to the container for the device.
-	Permissions []DeviceCgroupPermission `json:"permissions,omitempty"`
+	Permissions []DeviceCgroupPermission `json:"permissions,omitzero"`
 }
 
 // DiscoverPollEndpointRequest is the ECS DiscoverPollEndpointRequest shape.
@@ -1852,9 +1852,9 @@ type DockerVolumeConfiguration struct {
 	// The Docker volume driver to use.
 	Driver string `json:"driver,omitempty"`
 	// A map of Docker driver-specific options passed through.
-	DriverOpts map[string]string `json:"driverOpts,omitempty"`
+	DriverOpts map[string]string `json:"driverOpts,omitzero"`
 	// Custom metadata to add to your Docker volume.
-	Labels map[string]string `json:"labels,omitempty"`
+	Labels map[string]string `json:"labels,omitzero"`
 }
 
 // EBSTagSpecification is the ECS EBSTagSpecification shape: The tag specifications of an Amazon EBS volume.
@@ -1862,7 +1862,7 @@ type EBSTagSpecification struct {
 	// The type of volume resource.
 	ResourceType EBSResourceType `json:"resourceType,omitempty"`
 	// The tags applied to this Amazon EBS volume.
-	Tags []Tag `json:"tags,omitempty"`
+	Tags []Tag `json:"tags,omitzero"`
 	// Determines whether to propagate the tags from the task definition to the Amazon EBS volume.
 	PropagateTags PropagateTags `json:"propagateTags,omitempty"`
 }
@@ -1882,9 +1882,9 @@ type ECSExpressGatewayService struct {
 	// The current deployment configuration for the Express service.
 	CurrentDeployment string `json:"currentDeployment,omitempty"`
 	// The list of active service configurations for the Express service.
-	ActiveConfigurations []ExpressGatewayServiceConfiguration `json:"activeConfigurations,omitempty"`
+	ActiveConfigurations []ExpressGatewayServiceConfiguration `json:"activeConfigurations,omitzero"`
 	// The metadata applied to the Express service.
-	Tags []Tag `json:"tags,omitempty"`
+	Tags []Tag `json:"tags,omitzero"`
 	// The Unix timestamp for when the Express service was created.
 	CreatedAt *awsmodel.Time `json:"createdAt,omitempty"`
 	// The Unix timestamp for when the Express service was last updated.
@@ -1894,15 +1894,15 @@ type ECSExpressGatewayService struct {
 // ECSManagedResources is the ECS ECSManagedResources shape: Represents the Amazon Web Services resources managed by Amazon ECS for an Express service, including ingress paths, auto-scaling policies, metric alarms, and security groups.
 type ECSManagedResources struct {
 	// The ingress paths and endpoints for the Express service.
-	IngressPaths []ManagedIngressPath `json:"ingressPaths,omitempty"`
+	IngressPaths []ManagedIngressPath `json:"ingressPaths,omitzero"`
 	// The auto-scaling configuration and policies for the Express service.
 	AutoScaling *ManagedAutoScaling `json:"autoScaling,omitempty"`
 	// The CloudWatch metric alarms associated with the Express service.
-	MetricAlarms []ManagedMetricAlarm `json:"metricAlarms,omitempty"`
+	MetricAlarms []ManagedMetricAlarm `json:"metricAlarms,omitzero"`
 	// The security groups managed by the Express service.
-	ServiceSecurityGroups []ManagedSecurityGroup `json:"serviceSecurityGroups,omitempty"`
+	ServiceSecurityGroups []ManagedSecurityGroup `json:"serviceSecurityGroups,omitzero"`
 	// The log groups managed by the Express service.
-	LogGroups []ManagedLogGroup `json:"logGroups,omitempty"`
+	LogGroups []ManagedLogGroup `json:"logGroups,omitzero"`
 }
 
 // EFSAuthorizationConfig is the ECS EFSAuthorizationConfig shape: The authorization configuration details for the Amazon EFS file system.
@@ -2010,12 +2010,12 @@ type ExpressGatewayContainer struct {
 	// The configuration for repository credentials for private registry authentication.
 	RepositoryCredentials *ExpressGatewayRepositoryCredentials `json:"repositoryCredentials,omitempty"`
 	// The command that is passed to the container.
-	Command []string `json:"command,omitempty"`
+	Command []string `json:"command,omitzero"`
 	// The environment variables to pass to the container.
 	// Sensitive: never logged.
-	Environment []KeyValuePair `json:"environment,omitempty"`
+	Environment []KeyValuePair `json:"environment,omitzero"`
 	// The secrets to pass to the container.
-	Secrets []Secret `json:"secrets,omitempty"`
+	Secrets []Secret `json:"secrets,omitzero"`
 }
 
 // ExpressGatewayRepositoryCredentials is the ECS ExpressGatewayRepositoryCredentials shape: The repository credentials for private registry authentication to pass to the container.
@@ -2067,7 +2067,7 @@ type ExpressGatewayServiceConfiguration struct {
 	// The auto-scaling configuration for this service revision.
 	ScalingTarget *ExpressGatewayScalingTarget `json:"scalingTarget,omitempty"`
 	// The entry point into this service revision.
-	IngressPaths []IngressPathSummary `json:"ingressPaths,omitempty"`
+	IngressPaths []IngressPathSummary `json:"ingressPaths,omitzero"`
 	// The Unix timestamp for when this service revision was created.
 	CreatedAt *awsmodel.Time `json:"createdAt,omitempty"`
 }
@@ -2075,9 +2075,9 @@ type ExpressGatewayServiceConfiguration struct {
 // ExpressGatewayServiceNetworkConfiguration is the ECS ExpressGatewayServiceNetworkConfiguration shape: The network configuration for an Express service.
 type ExpressGatewayServiceNetworkConfiguration struct {
 	// The IDs of the security groups associated with the Express service.
-	SecurityGroups []string `json:"securityGroups,omitempty"`
+	SecurityGroups []string `json:"securityGroups,omitzero"`
 	// The IDs of the subnets associated with the Express service.
-	Subnets []string `json:"subnets,omitempty"`
+	Subnets []string `json:"subnets,omitzero"`
 }
 
 // ExpressGatewayServiceStatus is the ECS ExpressGatewayServiceStatus shape: An object that defines the status of Express service creation and information about the status of the service.
@@ -2121,7 +2121,7 @@ type FirelensConfiguration struct {
 	// The log router to use.
 	Type FirelensConfigurationType `json:"type,omitempty"`
 	// The options to use when configuring the log router.
-	Options map[string]string `json:"options,omitempty"`
+	Options map[string]string `json:"options,omitzero"`
 }
 
 // GetTaskProtectionRequest is the ECS GetTaskProtectionRequest shape.
@@ -2129,7 +2129,7 @@ type GetTaskProtectionRequest struct {
 	// The short name or full Amazon Resource Name (ARN) of the cluster that hosts the service that the task sets exist in.
 	Cluster string `json:"cluster,omitempty"`
 	// A list of up to 100 task IDs or full ARN entries.
-	Tasks []string `json:"tasks,omitempty"`
+	Tasks []string `json:"tasks,omitzero"`
 }
 
 // GetTaskProtectionResponse is the ECS GetTaskProtectionResponse shape.
@@ -2153,7 +2153,7 @@ func (s *GetTaskProtectionResponse) FillEmpty() {
 // HealthCheck is the ECS HealthCheck shape: An object representing a container health check.
 type HealthCheck struct {
 	// A string array representing the command that the container runs to determine if it is healthy.
-	Command []string `json:"command,omitempty"`
+	Command []string `json:"command,omitzero"`
 	// The time period in seconds between each health check execution.
 	Interval *int32 `json:"interval,omitempty"`
 	// The time period in seconds to wait for a health check to succeed before it is considered a failure.
@@ -2273,13 +2273,13 @@ type InstanceRequirementsRequest struct {
 	// The minimum and maximum amount of memory in mebibytes (MiB) for the instance types.
 	MemoryMiB *MemoryMiBRequest `json:"memoryMiB,omitempty"`
 	// The CPU manufacturers to include or exclude.
-	CpuManufacturers []CpuManufacturer `json:"cpuManufacturers,omitempty"`
+	CpuManufacturers []CpuManufacturer `json:"cpuManufacturers,omitzero"`
 	// The minimum and maximum amount of memory per vCPU in gibibytes (GiB).
 	MemoryGiBPerVCpu *MemoryGiBPerVCpuRequest `json:"memoryGiBPerVCpu,omitempty"`
 	// The instance types to exclude from selection.
-	ExcludedInstanceTypes []string `json:"excludedInstanceTypes,omitempty"`
+	ExcludedInstanceTypes []string `json:"excludedInstanceTypes,omitzero"`
 	// The instance generations to include.
-	InstanceGenerations []InstanceGeneration `json:"instanceGenerations,omitempty"`
+	InstanceGenerations []InstanceGeneration `json:"instanceGenerations,omitzero"`
 	// The maximum price for Spot instances as a percentage over the lowest priced On-Demand instance.
 	SpotMaxPricePercentageOverLowestPrice *int32 `json:"spotMaxPricePercentageOverLowestPrice,omitempty"`
 	// The price protection threshold for On-Demand Instances, as a percentage higher than an identified On-Demand price.
@@ -2295,25 +2295,25 @@ type InstanceRequirementsRequest struct {
 	// Indicates whether to include instance types with local storage.
 	LocalStorage LocalStorage `json:"localStorage,omitempty"`
 	// The local storage types to include.
-	LocalStorageTypes []LocalStorageType `json:"localStorageTypes,omitempty"`
+	LocalStorageTypes []LocalStorageType `json:"localStorageTypes,omitzero"`
 	// The minimum and maximum total local storage in gigabytes (GB) for instance types with local storage.
 	TotalLocalStorageGB *TotalLocalStorageGBRequest `json:"totalLocalStorageGB,omitempty"`
 	// The minimum and maximum baseline Amazon EBS bandwidth in megabits per second (Mbps).
 	BaselineEbsBandwidthMbps *BaselineEbsBandwidthMbpsRequest `json:"baselineEbsBandwidthMbps,omitempty"`
 	// The accelerator types to include.
-	AcceleratorTypes []AcceleratorType `json:"acceleratorTypes,omitempty"`
+	AcceleratorTypes []AcceleratorType `json:"acceleratorTypes,omitzero"`
 	// The minimum and maximum number of accelerators for the instance types.
 	AcceleratorCount *AcceleratorCountRequest `json:"acceleratorCount,omitempty"`
 	// The accelerator manufacturers to include.
-	AcceleratorManufacturers []AcceleratorManufacturer `json:"acceleratorManufacturers,omitempty"`
+	AcceleratorManufacturers []AcceleratorManufacturer `json:"acceleratorManufacturers,omitzero"`
 	// The specific accelerator names to include.
-	AcceleratorNames []AcceleratorName `json:"acceleratorNames,omitempty"`
+	AcceleratorNames []AcceleratorName `json:"acceleratorNames,omitzero"`
 	// The minimum and maximum total accelerator memory in mebibytes (MiB).
 	AcceleratorTotalMemoryMiB *AcceleratorTotalMemoryMiBRequest `json:"acceleratorTotalMemoryMiB,omitempty"`
 	// The minimum and maximum network bandwidth in gigabits per second (Gbps).
 	NetworkBandwidthGbps *NetworkBandwidthGbpsRequest `json:"networkBandwidthGbps,omitempty"`
 	// The instance types to include in the selection.
-	AllowedInstanceTypes []string `json:"allowedInstanceTypes,omitempty"`
+	AllowedInstanceTypes []string `json:"allowedInstanceTypes,omitzero"`
 	// The maximum price for Spot instances as a percentage of the optimal On-Demand price.
 	MaxSpotPriceAsPercentageOfOptimalOnDemandPrice *int32 `json:"maxSpotPriceAsPercentageOfOptimalOnDemandPrice,omitempty"`
 }
@@ -2321,9 +2321,9 @@ type InstanceRequirementsRequest struct {
 // KernelCapabilities is the ECS KernelCapabilities shape: The Linux capabilities to add or remove from the default Docker configuration for a container defined in the task definition.
 type KernelCapabilities struct {
 	// The Linux capabilities for the container that have been added to the default configuration provided by Docker.
-	Add []string `json:"add,omitempty"`
+	Add []string `json:"add,omitzero"`
 	// The Linux capabilities for the container that have been removed from the default configuration provided by Docker.
-	Drop []string `json:"drop,omitempty"`
+	Drop []string `json:"drop,omitzero"`
 }
 
 // KeyValuePair is the ECS KeyValuePair shape: A key-value pair object.
@@ -2347,13 +2347,13 @@ type LinuxParameters struct {
 	// The Linux capabilities for the container that are added to or dropped from the default configuration provided by Docker.
 	Capabilities *KernelCapabilities `json:"capabilities,omitempty"`
 	// Any host devices to expose to the container.
-	Devices []Device `json:"devices,omitempty"`
+	Devices []Device `json:"devices,omitzero"`
 	// Run an init process inside the container that forwards signals and reaps processes.
 	InitProcessEnabled *bool `json:"initProcessEnabled,omitempty"`
 	// The value for the size (in MiB) of the /dev/shm volume.
 	SharedMemorySize *int32 `json:"sharedMemorySize,omitempty"`
 	// The container path, mount options, and size (in MiB) of the tmpfs mount.
-	Tmpfs []Tmpfs `json:"tmpfs,omitempty"`
+	Tmpfs []Tmpfs `json:"tmpfs,omitzero"`
 	// The total amount of swap memory (in MiB) a container can use.
 	MaxSwap *int32 `json:"maxSwap,omitempty"`
 	// This allows you to tune a container's memory swappiness behavior.
@@ -2479,7 +2479,7 @@ type ListDaemonDeploymentsRequest struct {
 	// The Amazon Resource Name (ARN) of the daemon to list deployments for.
 	DaemonArn string `json:"daemonArn,omitempty"`
 	// An optional filter to narrow the ListDaemonDeployments results by deployment status.
-	Status []DaemonDeploymentStatus `json:"status,omitempty"`
+	Status []DaemonDeploymentStatus `json:"status,omitzero"`
 	// An optional filter to narrow the ListDaemonDeployments results by creation time.
 	CreatedAt *CreatedAt `json:"createdAt,omitempty"`
 	// The maximum number of daemon deployment results that ListDaemonDeployments returned in paginated output.
@@ -2541,7 +2541,7 @@ type ListDaemonsRequest struct {
 	// The Amazon Resource Name (ARN) of the cluster to filter daemons by.
 	ClusterArn string `json:"clusterArn,omitempty"`
 	// The Amazon Resource Names (ARNs) of the capacity providers to filter daemons by.
-	CapacityProviderArns []string `json:"capacityProviderArns,omitempty"`
+	CapacityProviderArns []string `json:"capacityProviderArns,omitzero"`
 	// The maximum number of daemon results that ListDaemons returned in paginated output.
 	MaxResults *int32 `json:"maxResults,omitempty"`
 	// The nextToken value returned from a ListDaemons request indicating that more results are available to fulfill the request and further calls will be needed.
@@ -2570,7 +2570,7 @@ type ListServiceDeploymentsRequest struct {
 	// The cluster that hosts the service.
 	Cluster string `json:"cluster,omitempty"`
 	// An optional filter you can use to narrow the results.
-	Status []ServiceDeploymentStatus `json:"status,omitempty"`
+	Status []ServiceDeploymentStatus `json:"status,omitzero"`
 	// An optional filter you can use to narrow the results by the service creation date.
 	CreatedAt *CreatedAt `json:"createdAt,omitempty"`
 	// The nextToken value returned from a ListServiceDeployments request indicating that more results are available to fulfill the request and further calls are needed.
@@ -2783,9 +2783,9 @@ type LogConfiguration struct {
 	// The log driver to use for the container.
 	LogDriver LogDriver `json:"logDriver,omitempty"`
 	// The configuration options to send to the log driver.
-	Options map[string]string `json:"options,omitempty"`
+	Options map[string]string `json:"options,omitzero"`
 	// The secrets to pass to the log configuration.
-	SecretOptions []Secret `json:"secretOptions,omitempty"`
+	SecretOptions []Secret `json:"secretOptions,omitzero"`
 }
 
 // ManagedAgent is the ECS ManagedAgent shape: Details about the managed agent status for the container.
@@ -2835,7 +2835,7 @@ type ManagedAutoScaling struct {
 	// Represents a scalable target.
 	ScalableTarget *ManagedScalableTarget `json:"scalableTarget,omitempty"`
 	// The policy used for auto scaling.
-	ApplicationAutoScalingPolicies []ManagedApplicationAutoScalingPolicy `json:"applicationAutoScalingPolicies,omitempty"`
+	ApplicationAutoScalingPolicies []ManagedApplicationAutoScalingPolicy `json:"applicationAutoScalingPolicies,omitzero"`
 }
 
 // ManagedCertificate is the ECS ManagedCertificate shape: The ACM certificate associated with the HTTPS domain created for the Express service.
@@ -2861,7 +2861,7 @@ type ManagedIngressPath struct {
 	// The Application Load Balancer associated with the Express service.
 	LoadBalancer *ManagedLoadBalancer `json:"loadBalancer,omitempty"`
 	// The security groups associated with the Application Load Balancer.
-	LoadBalancerSecurityGroups []ManagedSecurityGroup `json:"loadBalancerSecurityGroups,omitempty"`
+	LoadBalancerSecurityGroups []ManagedSecurityGroup `json:"loadBalancerSecurityGroups,omitzero"`
 	// The ACM certificate for the Express service's domain.
 	Certificate *ManagedCertificate `json:"certificate,omitempty"`
 	// The listeners associated with the Application Load Balancer.
@@ -2869,7 +2869,7 @@ type ManagedIngressPath struct {
 	// The listener rules for the Application Load Balancer.
 	Rule *ManagedListenerRule `json:"rule,omitempty"`
 	// The target groups associated with the Application Load Balancer.
-	TargetGroups []ManagedTargetGroup `json:"targetGroups,omitempty"`
+	TargetGroups []ManagedTargetGroup `json:"targetGroups,omitzero"`
 }
 
 // ManagedInstancesLocalStorageConfiguration is the ECS ManagedInstancesLocalStorageConfiguration shape: The local storage configuration for Amazon ECS Managed Instances.
@@ -2881,9 +2881,9 @@ type ManagedInstancesLocalStorageConfiguration struct {
 // ManagedInstancesNetworkConfiguration is the ECS ManagedInstancesNetworkConfiguration shape: The network configuration for Amazon ECS Managed Instances.
 type ManagedInstancesNetworkConfiguration struct {
 	// The list of subnet IDs where Amazon ECS can launch Amazon ECS Managed Instances.
-	Subnets []string `json:"subnets,omitempty"`
+	Subnets []string `json:"subnets,omitzero"`
 	// The list of security group IDs to apply to Amazon ECS Managed Instances.
-	SecurityGroups []string `json:"securityGroups,omitempty"`
+	SecurityGroups []string `json:"securityGroups,omitzero"`
 }
 
 // ManagedInstancesProvider is the ECS ManagedInstancesProvider shape: The configuration for a Amazon ECS Managed Instances provider.
@@ -2943,9 +2943,9 @@ type ManagedLoadBalancer struct {
 	// The scheme of the load balancer.
 	Scheme string `json:"scheme,omitempty"`
 	// The IDs of the subnets associated with the load balancer.
-	SubnetIds []string `json:"subnetIds,omitempty"`
+	SubnetIds []string `json:"subnetIds,omitzero"`
 	// The IDs of the security groups associated with the load balancer.
-	SecurityGroupIds []string `json:"securityGroupIds,omitempty"`
+	SecurityGroupIds []string `json:"securityGroupIds,omitzero"`
 }
 
 // ManagedLogGroup is the ECS ManagedLogGroup shape: The Cloudwatch Log Group created by Amazon ECS for an Express service.
@@ -3061,7 +3061,7 @@ type MemoryMiBRequest struct {
 // MetricConfiguration is the ECS MetricConfiguration shape: The configuration for a specific set of metrics to collect for a service.
 type MetricConfiguration struct {
 	// The list of metric names to configure.
-	MetricNames []string `json:"metricNames,omitempty"`
+	MetricNames []string `json:"metricNames,omitzero"`
 	// The resolution, in seconds, at which to collect the metrics.
 	ResolutionSeconds *int32 `json:"resolutionSeconds,omitempty"`
 }
@@ -3069,7 +3069,7 @@ type MetricConfiguration struct {
 // MonitoringConfiguration is the ECS MonitoringConfiguration shape: The optional monitoring configuration for a service, which defines the resolution for the service-level CPUUtilization and MemoryUtilization Amazon CloudWatch metrics.
 type MonitoringConfiguration struct {
 	// The list of metric configurations for the service monitoring.
-	MetricConfigurations []MetricConfiguration `json:"metricConfigurations,omitempty"`
+	MetricConfigurations []MetricConfiguration `json:"metricConfigurations,omitzero"`
 }
 
 // MountPoint is the ECS MountPoint shape: The details for a volume mount point that's used in a container definition.
@@ -3187,7 +3187,7 @@ type ProxyConfiguration struct {
 	// The name of the container that will serve as the App Mesh proxy.
 	ContainerName string `json:"containerName,omitempty"`
 	// The set of network configuration parameters to provide the Container Network Interface (CNI) plugin, specified as key-value pairs.
-	Properties []KeyValuePair `json:"properties,omitempty"`
+	Properties []KeyValuePair `json:"properties,omitzero"`
 }
 
 // PutAccountSettingDefaultRequest is the ECS PutAccountSettingDefaultRequest shape.
@@ -3233,7 +3233,7 @@ type PutAttributesRequest struct {
 	// The short name or full Amazon Resource Name (ARN) of the cluster that contains the resource to apply attributes.
 	Cluster string `json:"cluster,omitempty"`
 	// The attributes to apply to your resource.
-	Attributes []Attribute `json:"attributes,omitempty"`
+	Attributes []Attribute `json:"attributes,omitzero"`
 }
 
 // PutAttributesResponse is the ECS PutAttributesResponse shape.
@@ -3254,9 +3254,9 @@ type PutClusterCapacityProvidersRequest struct {
 	// The short name or full Amazon Resource Name (ARN) of the cluster to modify the capacity provider settings for.
 	Cluster string `json:"cluster,omitempty"`
 	// The name of one or more capacity providers to associate with the cluster.
-	CapacityProviders []string `json:"capacityProviders,omitempty"`
+	CapacityProviders []string `json:"capacityProviders,omitzero"`
 	// The capacity provider strategy to use by default for the cluster.
-	DefaultCapacityProviderStrategy []CapacityProviderStrategyItem `json:"defaultCapacityProviderStrategy,omitempty"`
+	DefaultCapacityProviderStrategy []CapacityProviderStrategyItem `json:"defaultCapacityProviderStrategy,omitzero"`
 }
 
 // PutClusterCapacityProvidersResponse is the ECS PutClusterCapacityProvidersResponse shape.
@@ -3278,17 +3278,17 @@ type RegisterContainerInstanceRequest struct {
 	// The instance identity document signature for the EC2 instance to register.
 	InstanceIdentityDocumentSignature string `json:"instanceIdentityDocumentSignature,omitempty"`
 	// The resources available on the instance.
-	TotalResources []Resource `json:"totalResources,omitempty"`
+	TotalResources []Resource `json:"totalResources,omitzero"`
 	// The version information for the Amazon ECS container agent and Docker daemon that runs on the container instance.
 	VersionInfo *VersionInfo `json:"versionInfo,omitempty"`
 	// The ARN of the container instance (if it was previously registered).
 	ContainerInstanceArn string `json:"containerInstanceArn,omitempty"`
 	// The container instance attributes that this container instance supports.
-	Attributes []Attribute `json:"attributes,omitempty"`
+	Attributes []Attribute `json:"attributes,omitzero"`
 	// The devices that are available on the container instance.
-	PlatformDevices []PlatformDevice `json:"platformDevices,omitempty"`
+	PlatformDevices []PlatformDevice `json:"platformDevices,omitzero"`
 	// The metadata that you apply to the container instance to help you categorize and organize them.
-	Tags []Tag `json:"tags,omitempty"`
+	Tags []Tag `json:"tags,omitzero"`
 }
 
 // RegisterContainerInstanceResponse is the ECS RegisterContainerInstanceResponse shape.
@@ -3310,15 +3310,15 @@ type RegisterDaemonTaskDefinitionRequest struct {
 	// The Amazon Resource Name (ARN) of the task execution role that grants the Amazon ECS container agent permission to make Amazon Web Services API calls on your behalf.
 	ExecutionRoleArn string `json:"executionRoleArn,omitempty"`
 	// A list of container definitions in JSON format that describe the containers that make up your daemon task.
-	ContainerDefinitions []DaemonContainerDefinition `json:"containerDefinitions,omitempty"`
+	ContainerDefinitions []DaemonContainerDefinition `json:"containerDefinitions,omitzero"`
 	// The number of CPU units used by the daemon task.
 	Cpu string `json:"cpu,omitempty"`
 	// The amount of memory (in MiB) used by the daemon task.
 	Memory string `json:"memory,omitempty"`
 	// A list of volume definitions in JSON format that containers in your daemon task can use.
-	Volumes []DaemonVolume `json:"volumes,omitempty"`
+	Volumes []DaemonVolume `json:"volumes,omitzero"`
 	// The metadata that you apply to the daemon task definition to help you categorize and organize them.
-	Tags []Tag `json:"tags,omitempty"`
+	Tags []Tag `json:"tags,omitzero"`
 	// The PID namespace mode for the daemon.
 	PidMode DaemonPidMode `json:"pidMode,omitempty"`
 	// The IPC namespace mode for the daemon.
@@ -3346,19 +3346,19 @@ type RegisterTaskDefinitionRequest struct {
 	// The Docker networking mode to use for the containers in the task.
 	NetworkMode NetworkMode `json:"networkMode,omitempty"`
 	// A list of container definitions in JSON format that describe the different containers that make up your task.
-	ContainerDefinitions []ContainerDefinition `json:"containerDefinitions,omitempty"`
+	ContainerDefinitions []ContainerDefinition `json:"containerDefinitions,omitzero"`
 	// A list of volume definitions in JSON format that containers in your task might use.
-	Volumes []Volume `json:"volumes,omitempty"`
+	Volumes []Volume `json:"volumes,omitzero"`
 	// An array of placement constraint objects to use for the task.
-	PlacementConstraints []TaskDefinitionPlacementConstraint `json:"placementConstraints,omitempty"`
+	PlacementConstraints []TaskDefinitionPlacementConstraint `json:"placementConstraints,omitzero"`
 	// The task launch type that Amazon ECS validates the task definition against.
-	RequiresCompatibilities []Compatibility `json:"requiresCompatibilities,omitempty"`
+	RequiresCompatibilities []Compatibility `json:"requiresCompatibilities,omitzero"`
 	// The number of CPU units used by the task.
 	Cpu string `json:"cpu,omitempty"`
 	// The amount of memory (in MiB) used by the task.
 	Memory string `json:"memory,omitempty"`
 	// The metadata that you apply to the task definition to help you categorize and organize them.
-	Tags []Tag `json:"tags,omitempty"`
+	Tags []Tag `json:"tags,omitzero"`
 	// The process namespace to use for the containers in the task.
 	PidMode PidMode `json:"pidMode,omitempty"`
 	// The IPC resource namespace to use for the containers in the task.
@@ -3366,7 +3366,7 @@ type RegisterTaskDefinitionRequest struct {
 	// The configuration details for the App Mesh proxy.
 	ProxyConfiguration *ProxyConfiguration `json:"proxyConfiguration,omitempty"`
 	// The Elastic Inference accelerators to use for the containers in the task.
-	InferenceAccelerators []InferenceAccelerator `json:"inferenceAccelerators,omitempty"`
+	InferenceAccelerators []InferenceAccelerator `json:"inferenceAccelerators,omitzero"`
 	// The amount of ephemeral storage to allocate for the task.
 	EphemeralStorage *EphemeralStorage `json:"ephemeralStorage,omitempty"`
 	// The operating system that your tasks definitions run on.
@@ -3400,7 +3400,7 @@ type RepositoryCredentials struct {
 // ResolvedConfiguration is the ECS ResolvedConfiguration shape: The resolved configuration for a service revision, which contains the actual resources your service revision uses, such as which target groups serve traffic.
 type ResolvedConfiguration struct {
 	// The resolved load balancer configuration for the service revision.
-	LoadBalancers []ServiceRevisionLoadBalancer `json:"loadBalancers,omitempty"`
+	LoadBalancers []ServiceRevisionLoadBalancer `json:"loadBalancers,omitzero"`
 }
 
 // Resource is the ECS Resource shape: Describes the resources available for a container instance.
@@ -3416,7 +3416,7 @@ type Resource struct {
 	// When the integerValue type is set, the value of the resource must be an integer.
 	IntegerValue int32 `json:"integerValue"`
 	// When the stringSetValue type is set, the value of the resource must be a string type.
-	StringSetValue []string `json:"stringSetValue,omitempty"`
+	StringSetValue []string `json:"stringSetValue,omitzero"`
 }
 
 // ResourceRequirement is the ECS ResourceRequirement shape: The type and amount of a resource to assign to a container.
@@ -3440,7 +3440,7 @@ type Rollback struct {
 // RunTaskRequest is the ECS RunTaskRequest shape.
 type RunTaskRequest struct {
 	// The capacity provider strategy to use for the task.
-	CapacityProviderStrategy []CapacityProviderStrategyItem `json:"capacityProviderStrategy,omitempty"`
+	CapacityProviderStrategy []CapacityProviderStrategyItem `json:"capacityProviderStrategy,omitzero"`
 	// The short name or full Amazon Resource Name (ARN) of the cluster to run your task on.
 	Cluster string `json:"cluster,omitempty"`
 	// The number of instantiations of the specified task to place on your cluster.
@@ -3458,9 +3458,9 @@ type RunTaskRequest struct {
 	// A list of container overrides in JSON format that specify the name of a container in the specified task definition and the overrides it should receive.
 	Overrides *TaskOverride `json:"overrides,omitempty"`
 	// An array of placement constraint objects to use for the task.
-	PlacementConstraints []PlacementConstraint `json:"placementConstraints,omitempty"`
+	PlacementConstraints []PlacementConstraint `json:"placementConstraints,omitzero"`
 	// The placement strategy objects to use for the task.
-	PlacementStrategy []PlacementStrategy `json:"placementStrategy,omitempty"`
+	PlacementStrategy []PlacementStrategy `json:"placementStrategy,omitzero"`
 	// The platform version the task uses.
 	PlatformVersion string `json:"platformVersion,omitempty"`
 	// Specifies whether to propagate the tags from the task definition to the task.
@@ -3470,13 +3470,13 @@ type RunTaskRequest struct {
 	// An optional tag specified when a task is started.
 	StartedBy string `json:"startedBy,omitempty"`
 	// The metadata that you apply to the task to help you categorize and organize them.
-	Tags []Tag `json:"tags,omitempty"`
+	Tags []Tag `json:"tags,omitzero"`
 	// The family and revision ( family:revision ) or full ARN of the task definition to run.
 	TaskDefinition string `json:"taskDefinition,omitempty"`
 	// An identifier that you provide to ensure the idempotency of the request.
 	ClientToken string `json:"clientToken,omitempty"`
 	// The details of the volume that was configuredAtLaunch .
-	VolumeConfigurations []TaskVolumeConfiguration `json:"volumeConfigurations,omitempty"`
+	VolumeConfigurations []TaskVolumeConfiguration `json:"volumeConfigurations,omitzero"`
 }
 
 // RunTaskResponse is the ECS RunTaskResponse shape.
@@ -3548,9 +3548,9 @@ type Service struct {
 	// The Amazon Resource Name (ARN) of the cluster that hosts the service.
 	ClusterArn string `json:"clusterArn,omitempty"`
 	// A list of Elastic Load Balancing load balancer objects.
-	LoadBalancers []LoadBalancer `json:"loadBalancers,omitempty"`
+	LoadBalancers []LoadBalancer `json:"loadBalancers,omitzero"`
 	// The details for the service discovery registries to assign to this service.
-	ServiceRegistries []ServiceRegistry `json:"serviceRegistries,omitempty"`
+	ServiceRegistries []ServiceRegistry `json:"serviceRegistries,omitzero"`
 	// The status of the service.
 	Status string `json:"status,omitempty"`
 	// The desired number of instantiations of the task definition to keep running on the service.
@@ -3562,7 +3562,7 @@ type Service struct {
 	// The launch type the service is using.
 	LaunchType LaunchType `json:"launchType,omitempty"`
 	// The capacity provider strategy the service uses.
-	CapacityProviderStrategy []CapacityProviderStrategyItem `json:"capacityProviderStrategy,omitempty"`
+	CapacityProviderStrategy []CapacityProviderStrategyItem `json:"capacityProviderStrategy,omitzero"`
 	// The platform version to run your service on.
 	PlatformVersion string `json:"platformVersion,omitempty"`
 	// The operating system that your tasks in the service run on.
@@ -3572,23 +3572,23 @@ type Service struct {
 	// Optional deployment parameters that control how many tasks run during the deployment and the ordering of stopping and starting tasks.
 	DeploymentConfiguration *DeploymentConfiguration `json:"deploymentConfiguration,omitempty"`
 	// Information about a set of Amazon ECS tasks in either an CodeDeploy or an EXTERNAL deployment.
-	TaskSets []TaskSet `json:"taskSets,omitempty"`
+	TaskSets []TaskSet `json:"taskSets,omitzero"`
 	// The current state of deployments for the service.
-	Deployments []Deployment `json:"deployments,omitempty"`
+	Deployments []Deployment `json:"deployments,omitzero"`
 	// The ARN of the IAM role that's associated with the service.
 	RoleArn string `json:"roleArn,omitempty"`
 	// The event stream for your service.
-	Events []ServiceEvent `json:"events,omitempty"`
+	Events []ServiceEvent `json:"events,omitzero"`
 	// The Unix timestamp for the time when the service was created.
 	CreatedAt *awsmodel.Time `json:"createdAt,omitempty"`
 	// The ARN of the current service deployment.
 	CurrentServiceDeployment string `json:"currentServiceDeployment,omitempty"`
 	// The list of the service revisions.
-	CurrentServiceRevisions []ServiceCurrentRevisionSummary `json:"currentServiceRevisions,omitempty"`
+	CurrentServiceRevisions []ServiceCurrentRevisionSummary `json:"currentServiceRevisions,omitzero"`
 	// The placement constraints for the tasks in the service.
-	PlacementConstraints []PlacementConstraint `json:"placementConstraints,omitempty"`
+	PlacementConstraints []PlacementConstraint `json:"placementConstraints,omitzero"`
 	// The placement strategy that determines how tasks for the service are placed.
-	PlacementStrategy []PlacementStrategy `json:"placementStrategy,omitempty"`
+	PlacementStrategy []PlacementStrategy `json:"placementStrategy,omitzero"`
 	// The VPC subnet and security group configuration for tasks that receive their own elastic network interface by using the awsvpc networking mode.
 	NetworkConfiguration *NetworkConfiguration `json:"networkConfiguration,omitempty"`
 	// The period of time, in seconds, that the Amazon ECS service scheduler ignores unhealthy Elastic Load Balancing, VPC Lattice, and container health checks after a task has first started.
@@ -3598,7 +3598,7 @@ type Service struct {
 	// The deployment controller type the service is using.
 	DeploymentController *DeploymentController `json:"deploymentController,omitempty"`
 	// The metadata that you apply to the service to help you categorize and organize them.
-	Tags []Tag `json:"tags,omitempty"`
+	Tags []Tag `json:"tags,omitzero"`
 	// The principal that created the service.
 	CreatedBy string `json:"createdBy,omitempty"`
 	// Determines whether to use Amazon ECS managed tags for the tasks in the service.
@@ -3638,7 +3638,7 @@ type ServiceConnectConfiguration struct {
 	// The namespace name or full Amazon Resource Name (ARN) of the Cloud Map namespace for use with Service Connect.
 	Namespace string `json:"namespace,omitempty"`
 	// The list of Service Connect service objects.
-	Services         []ServiceConnectService `json:"services,omitempty"`
+	Services         []ServiceConnectService `json:"services,omitzero"`
 	LogConfiguration *LogConfiguration       `json:"logConfiguration,omitempty"`
 	// The configuration for Service Connect access logging.
 	AccessLogConfiguration *ServiceConnectAccessLogConfiguration `json:"accessLogConfiguration,omitempty"`
@@ -3651,7 +3651,7 @@ type ServiceConnectService struct {
 	// The discoveryName is the name of the new Cloud Map service that Amazon ECS creates for this Amazon ECS service.
 	DiscoveryName string `json:"discoveryName,omitempty"`
 	// The list of client aliases for this Service Connect service.
-	ClientAliases []ServiceConnectClientAlias `json:"clientAliases,omitempty"`
+	ClientAliases []ServiceConnectClientAlias `json:"clientAliases,omitzero"`
 	// The port number for the Service Connect proxy to listen on.
 	IngressPortOverride *int32 `json:"ingressPortOverride,omitempty"`
 	// A reference to an object that represents the configured timeouts for Service Connect.
@@ -3735,7 +3735,7 @@ type ServiceDeployment struct {
 	// The time that the service deployment was last updated.
 	UpdatedAt *awsmodel.Time `json:"updatedAt,omitempty"`
 	// The currently deployed workload configuration.
-	SourceServiceRevisions []ServiceRevisionSummary `json:"sourceServiceRevisions,omitempty"`
+	SourceServiceRevisions []ServiceRevisionSummary `json:"sourceServiceRevisions,omitzero"`
 	// The workload configuration being deployed.
 	TargetServiceRevision *ServiceRevisionSummary `json:"targetServiceRevision,omitempty"`
 	// The service deployment state.
@@ -3745,7 +3745,7 @@ type ServiceDeployment struct {
 	// The current lifecycle stage of the deployment.
 	LifecycleStage ServiceDeploymentLifecycleStage `json:"lifecycleStage,omitempty"`
 	// The details of the lifecycle hooks for the current service deployment.
-	LifecycleHookDetails    []DeploymentLifecycleHookDetail `json:"lifecycleHookDetails,omitempty"`
+	LifecycleHookDetails    []DeploymentLifecycleHookDetail `json:"lifecycleHookDetails,omitzero"`
 	DeploymentConfiguration *DeploymentConfiguration        `json:"deploymentConfiguration,omitempty"`
 	// The rollback options the service deployment uses when the deployment fails.
 	Rollback *Rollback `json:"rollback,omitempty"`
@@ -3760,9 +3760,9 @@ type ServiceDeploymentAlarms struct {
 	// The status of the alarms check.
 	Status ServiceDeploymentRollbackMonitorsStatus `json:"status,omitempty"`
 	// The name of the CloudWatch alarms that determine when a service deployment failed.
-	AlarmNames []string `json:"alarmNames,omitempty"`
+	AlarmNames []string `json:"alarmNames,omitzero"`
 	// One or more CloudWatch alarm names that have been triggered during the service deployment.
-	TriggeredAlarmNames []string `json:"triggeredAlarmNames,omitempty"`
+	TriggeredAlarmNames []string `json:"triggeredAlarmNames,omitzero"`
 }
 
 // ServiceDeploymentBrief is the ECS ServiceDeploymentBrief shape: The service deployment properties that are retured when you call ListServiceDeployments .
@@ -3826,7 +3826,7 @@ type ServiceManagedEBSVolumeConfiguration struct {
 	// The throughput to provision for a volume, in MiB/s, with a maximum of 1,000 MiB/s.
 	Throughput *int32 `json:"throughput,omitempty"`
 	// The tags to apply to the volume.
-	TagSpecifications []EBSTagSpecification `json:"tagSpecifications,omitempty"`
+	TagSpecifications []EBSTagSpecification `json:"tagSpecifications,omitzero"`
 	// The ARN of the IAM role to associate with this volume.
 	RoleArn string `json:"roleArn,omitempty"`
 	// The filesystem type for the volume.
@@ -3856,7 +3856,7 @@ type ServiceRevision struct {
 	// The task definition the service revision uses.
 	TaskDefinition string `json:"taskDefinition,omitempty"`
 	// The capacity provider strategy the service revision uses.
-	CapacityProviderStrategy []CapacityProviderStrategyItem `json:"capacityProviderStrategy,omitempty"`
+	CapacityProviderStrategy []CapacityProviderStrategyItem `json:"capacityProviderStrategy,omitzero"`
 	// The launch type the service revision uses.
 	LaunchType LaunchType `json:"launchType,omitempty"`
 	// For the Fargate launch type, the platform version the service revision uses.
@@ -3864,22 +3864,22 @@ type ServiceRevision struct {
 	// The platform family the service revision uses.
 	PlatformFamily string `json:"platformFamily,omitempty"`
 	// The load balancers the service revision uses.
-	LoadBalancers []LoadBalancer `json:"loadBalancers,omitempty"`
+	LoadBalancers []LoadBalancer `json:"loadBalancers,omitzero"`
 	// The service registries (for Service Discovery) the service revision uses.
-	ServiceRegistries    []ServiceRegistry     `json:"serviceRegistries,omitempty"`
+	ServiceRegistries    []ServiceRegistry     `json:"serviceRegistries,omitzero"`
 	NetworkConfiguration *NetworkConfiguration `json:"networkConfiguration,omitempty"`
 	// The container images the service revision uses.
-	ContainerImages []ContainerImage `json:"containerImages,omitempty"`
+	ContainerImages []ContainerImage `json:"containerImages,omitzero"`
 	// Indicates whether Runtime Monitoring is turned on.
 	GuardDutyEnabled            bool                         `json:"guardDutyEnabled"`
 	ServiceConnectConfiguration *ServiceConnectConfiguration `json:"serviceConnectConfiguration,omitempty"`
 	// The volumes that are configured at deployment that the service revision uses.
-	VolumeConfigurations    []ServiceVolumeConfiguration `json:"volumeConfigurations,omitempty"`
+	VolumeConfigurations    []ServiceVolumeConfiguration `json:"volumeConfigurations,omitzero"`
 	FargateEphemeralStorage *DeploymentEphemeralStorage  `json:"fargateEphemeralStorage,omitempty"`
 	// The time that the service revision was created.
 	CreatedAt *awsmodel.Time `json:"createdAt,omitempty"`
 	// The VPC Lattice configuration for the service revision.
-	VpcLatticeConfigurations []VpcLatticeConfiguration `json:"vpcLatticeConfigurations,omitempty"`
+	VpcLatticeConfigurations []VpcLatticeConfiguration `json:"vpcLatticeConfigurations,omitzero"`
 	// The resolved configuration for the service revision which contains the actual resources your service revision uses, such as which target groups serve traffic.
 	ResolvedConfiguration *ResolvedConfiguration `json:"resolvedConfiguration,omitempty"`
 	// The resources created and managed by Amazon ECS when you create an Express service for Amazon ECS.
@@ -3956,7 +3956,7 @@ type StartTaskRequest struct {
 	// The short name or full Amazon Resource Name (ARN) of the cluster where to start your task.
 	Cluster string `json:"cluster,omitempty"`
 	// The container instance IDs or full ARN entries for the container instances where you would like to place your task.
-	ContainerInstances []string `json:"containerInstances,omitempty"`
+	ContainerInstances []string `json:"containerInstances,omitzero"`
 	// Specifies whether to use Amazon ECS managed tags for the task.
 	EnableECSManagedTags bool `json:"enableECSManagedTags"`
 	// Whether or not the execute command functionality is turned on for the task.
@@ -3974,11 +3974,11 @@ type StartTaskRequest struct {
 	// An optional tag specified when a task is started.
 	StartedBy string `json:"startedBy,omitempty"`
 	// The metadata that you apply to the task to help you categorize and organize them.
-	Tags []Tag `json:"tags,omitempty"`
+	Tags []Tag `json:"tags,omitzero"`
 	// The family and revision ( family:revision ) or full ARN of the task definition to start.
 	TaskDefinition string `json:"taskDefinition,omitempty"`
 	// The details of the volume that was configuredAtLaunch .
-	VolumeConfigurations []TaskVolumeConfiguration `json:"volumeConfigurations,omitempty"`
+	VolumeConfigurations []TaskVolumeConfiguration `json:"volumeConfigurations,omitzero"`
 }
 
 // StartTaskResponse is the ECS StartTaskResponse shape.
@@ -4042,7 +4042,7 @@ type SubmitAttachmentStateChangesRequest struct {
 	// The short name or full ARN of the cluster that hosts the container instance the attachment belongs to.
 	Cluster string `json:"cluster,omitempty"`
 	// Any attachments associated with the state change request.
-	Attachments []AttachmentStateChange `json:"attachments,omitempty"`
+	Attachments []AttachmentStateChange `json:"attachments,omitzero"`
 }
 
 // SubmitAttachmentStateChangesResponse is the ECS SubmitAttachmentStateChangesResponse shape.
@@ -4072,7 +4072,7 @@ type SubmitContainerStateChangeRequest struct {
 	// The reason for the state change request.
 	Reason string `json:"reason,omitempty"`
 	// The network bindings of the container.
-	NetworkBindings []NetworkBinding `json:"networkBindings,omitempty"`
+	NetworkBindings []NetworkBinding `json:"networkBindings,omitzero"`
 }
 
 // SubmitContainerStateChangeResponse is the ECS SubmitContainerStateChangeResponse shape.
@@ -4096,11 +4096,11 @@ type SubmitTaskStateChangeRequest struct {
 	// The reason for the state change request.
 	Reason string `json:"reason,omitempty"`
 	// Any containers that's associated with the state change request.
-	Containers []ContainerStateChange `json:"containers,omitempty"`
+	Containers []ContainerStateChange `json:"containers,omitzero"`
 	// Any attachments associated with the state change request.
-	Attachments []AttachmentStateChange `json:"attachments,omitempty"`
+	Attachments []AttachmentStateChange `json:"attachments,omitzero"`
 	// The details for the managed agent that's associated with the task.
-	ManagedAgents []ManagedAgentStateChange `json:"managedAgents,omitempty"`
+	ManagedAgents []ManagedAgentStateChange `json:"managedAgents,omitzero"`
 	// The Unix timestamp for the time when the container image pull started.
 	PullStartedAt *awsmodel.Time `json:"pullStartedAt,omitempty"`
 	// The Unix timestamp for the time when the container image pull completed.
@@ -4140,7 +4140,7 @@ type TagResourceRequest struct {
 	// The Amazon Resource Name (ARN) of the resource to add tags to.
 	ResourceArn string `json:"resourceArn,omitempty"`
 	// The tags to add to the resource.
-	Tags []Tag `json:"tags,omitempty"`
+	Tags []Tag `json:"tags,omitzero"`
 }
 
 // TagResourceResponse is the ECS TagResourceResponse shape.
@@ -4154,9 +4154,9 @@ func (s *TagResourceResponse) FillEmpty() {
 // Task is the ECS Task shape: Details on a task in a cluster.
 type Task struct {
 	// The Elastic Network Adapter that's associated with the task if the task uses the awsvpc network mode.
-	Attachments []Attachment `json:"attachments,omitempty"`
+	Attachments []Attachment `json:"attachments,omitzero"`
 	// The attributes of the task
-	Attributes []Attribute `json:"attributes,omitempty"`
+	Attributes []Attribute `json:"attributes,omitzero"`
 	// The Availability Zone for the task.
 	AvailabilityZone string `json:"availabilityZone,omitempty"`
 	// The capacity provider that's associated with the task.
@@ -4170,7 +4170,7 @@ type Task struct {
 	// The ARN of the container instances that host the task.
 	ContainerInstanceArn string `json:"containerInstanceArn,omitempty"`
 	// The containers that's associated with the task.
-	Containers []Container `json:"containers,omitempty"`
+	Containers []Container `json:"containers,omitzero"`
 	// The number of CPU units used by the task as expressed in a task definition.
 	Cpu string `json:"cpu,omitempty"`
 	// The Unix timestamp for the time when the task was created.
@@ -4186,7 +4186,7 @@ type Task struct {
 	// The health status for the task.
 	HealthStatus HealthStatus `json:"healthStatus,omitempty"`
 	// The Elastic Inference accelerator that's associated with the task.
-	InferenceAccelerators []InferenceAccelerator `json:"inferenceAccelerators,omitempty"`
+	InferenceAccelerators []InferenceAccelerator `json:"inferenceAccelerators,omitzero"`
 	// The last known status for the task.
 	LastStatus string `json:"lastStatus,omitempty"`
 	// The infrastructure where your task runs on.
@@ -4216,7 +4216,7 @@ type Task struct {
 	// The Unix timestamp for the time when the task stops.
 	StoppingAt *awsmodel.Time `json:"stoppingAt,omitempty"`
 	// The metadata that you apply to the task to help you categorize and organize the task.
-	Tags []Tag `json:"tags,omitempty"`
+	Tags []Tag `json:"tags,omitzero"`
 	// The Amazon Resource Name (ARN) of the task.
 	TaskArn string `json:"taskArn,omitempty"`
 	// The ARN of the task definition that creates the task.
@@ -4234,7 +4234,7 @@ type TaskDefinition struct {
 	// The full Amazon Resource Name (ARN) of the task definition.
 	TaskDefinitionArn string `json:"taskDefinitionArn,omitempty"`
 	// A list of container definitions in JSON format that describe the different containers that make up your task.
-	ContainerDefinitions []ContainerDefinition `json:"containerDefinitions,omitempty"`
+	ContainerDefinitions []ContainerDefinition `json:"containerDefinitions,omitzero"`
 	// The name of a family that this task definition is registered to.
 	Family string `json:"family,omitempty"`
 	// The short name or full Amazon Resource Name (ARN) of the Identity and Access Management role that grants containers in the task permission to call Amazon Web Services APIs on your behalf.
@@ -4246,25 +4246,25 @@ type TaskDefinition struct {
 	// The revision of the task in a particular family.
 	Revision int32 `json:"revision"`
 	// The list of data volume definitions for the task.
-	Volumes []Volume `json:"volumes,omitempty"`
+	Volumes []Volume `json:"volumes,omitzero"`
 	// The status of the task definition.
 	Status TaskDefinitionStatus `json:"status,omitempty"`
 	// The container instance attributes required by your task.
-	RequiresAttributes []Attribute `json:"requiresAttributes,omitempty"`
+	RequiresAttributes []Attribute `json:"requiresAttributes,omitzero"`
 	// An array of placement constraint objects to use for tasks.
-	PlacementConstraints []TaskDefinitionPlacementConstraint `json:"placementConstraints,omitempty"`
+	PlacementConstraints []TaskDefinitionPlacementConstraint `json:"placementConstraints,omitzero"`
 	// Amazon ECS validates the task definition parameters with those supported by the launch type.
-	Compatibilities []Compatibility `json:"compatibilities,omitempty"`
+	Compatibilities []Compatibility `json:"compatibilities,omitzero"`
 	// The operating system that your task definitions are running on.
 	RuntimePlatform *RuntimePlatform `json:"runtimePlatform,omitempty"`
 	// The task launch types the task definition was validated against.
-	RequiresCompatibilities []Compatibility `json:"requiresCompatibilities,omitempty"`
+	RequiresCompatibilities []Compatibility `json:"requiresCompatibilities,omitzero"`
 	// The number of cpu units used by the task.
 	Cpu string `json:"cpu,omitempty"`
 	// The amount (in MiB) of memory used by the task.
 	Memory string `json:"memory,omitempty"`
 	// The Elastic Inference accelerator that's associated with the task.
-	InferenceAccelerators []InferenceAccelerator `json:"inferenceAccelerators,omitempty"`
+	InferenceAccelerators []InferenceAccelerator `json:"inferenceAccelerators,omitzero"`
 	// The process namespace to use for the containers in the task.
 	PidMode PidMode `json:"pidMode,omitempty"`
 	// The IPC resource namespace to use for the containers in the task.
@@ -4320,7 +4320,7 @@ type TaskManagedEBSVolumeConfiguration struct {
 	// The throughput to provision for a volume, in MiB/s, with a maximum of 1,000 MiB/s.
 	Throughput *int32 `json:"throughput,omitempty"`
 	// The tags to apply to the volume.
-	TagSpecifications []EBSTagSpecification `json:"tagSpecifications,omitempty"`
+	TagSpecifications []EBSTagSpecification `json:"tagSpecifications,omitzero"`
 	// The ARN of the IAM role to associate with this volume.
 	RoleArn string `json:"roleArn,omitempty"`
 	// The termination policy for the volume when the task exits.
@@ -4338,11 +4338,11 @@ type TaskManagedEBSVolumeTerminationPolicy struct {
 // TaskOverride is the ECS TaskOverride shape: The overrides that are associated with a task.
 type TaskOverride struct {
 	// One or more container overrides that are sent to a task.
-	ContainerOverrides []ContainerOverride `json:"containerOverrides,omitempty"`
+	ContainerOverrides []ContainerOverride `json:"containerOverrides,omitzero"`
 	// The CPU override for the task.
 	Cpu string `json:"cpu,omitempty"`
 	// The Elastic Inference accelerator override for the task.
-	InferenceAcceleratorOverrides []InferenceAcceleratorOverride `json:"inferenceAcceleratorOverrides,omitempty"`
+	InferenceAcceleratorOverrides []InferenceAcceleratorOverride `json:"inferenceAcceleratorOverrides,omitzero"`
 	// The Amazon Resource Name (ARN) of the task execution role override for the task.
 	ExecutionRoleArn string `json:"executionRoleArn,omitempty"`
 	// The memory override for the task.
@@ -4384,7 +4384,7 @@ type TaskSet struct {
 	// The launch type the tasks in the task set are using.
 	LaunchType LaunchType `json:"launchType,omitempty"`
 	// The capacity provider strategy that are associated with the task set.
-	CapacityProviderStrategy []CapacityProviderStrategyItem `json:"capacityProviderStrategy,omitempty"`
+	CapacityProviderStrategy []CapacityProviderStrategyItem `json:"capacityProviderStrategy,omitzero"`
 	// The Fargate platform version where the tasks in the task set are running.
 	PlatformVersion string `json:"platformVersion,omitempty"`
 	// The operating system that your tasks in the set are running on.
@@ -4392,9 +4392,9 @@ type TaskSet struct {
 	// The network configuration for the task set.
 	NetworkConfiguration *NetworkConfiguration `json:"networkConfiguration,omitempty"`
 	// Details on a load balancer that are used with a task set.
-	LoadBalancers []LoadBalancer `json:"loadBalancers,omitempty"`
+	LoadBalancers []LoadBalancer `json:"loadBalancers,omitzero"`
 	// The details for the service discovery registries to assign to this task set.
-	ServiceRegistries []ServiceRegistry `json:"serviceRegistries,omitempty"`
+	ServiceRegistries []ServiceRegistry `json:"serviceRegistries,omitzero"`
 	// A floating-point percentage of your desired number of tasks to place and keep running in the task set.
 	Scale *Scale `json:"scale,omitempty"`
 	// The stability status.
@@ -4402,7 +4402,7 @@ type TaskSet struct {
 	// The Unix timestamp for the time when the task set stability status was retrieved.
 	StabilityStatusAt *awsmodel.Time `json:"stabilityStatusAt,omitempty"`
 	// The metadata that you apply to the task set to help you categorize and organize them.
-	Tags []Tag `json:"tags,omitempty"`
+	Tags []Tag `json:"tags,omitzero"`
 	// The Fargate ephemeral storage settings for the task set.
 	FargateEphemeralStorage *DeploymentEphemeralStorage `json:"fargateEphemeralStorage,omitempty"`
 }
@@ -4438,7 +4438,7 @@ type Tmpfs struct {
 	// The maximum size (in MiB) of the tmpfs volume.
 	Size int32 `json:"size"`
 	// The list of tmpfs volume mount options.
-	MountOptions []string `json:"mountOptions,omitempty"`
+	MountOptions []string `json:"mountOptions,omitzero"`
 }
 
 // TotalLocalStorageGBRequest is the ECS TotalLocalStorageGBRequest shape: The minimum and maximum total local storage in gigabytes (GB) for instance types with local storage.
@@ -4464,7 +4464,7 @@ type UntagResourceRequest struct {
 	// The Amazon Resource Name (ARN) of the resource to delete tags from.
 	ResourceArn string `json:"resourceArn,omitempty"`
 	// The keys of the tags to be removed.
-	TagKeys []string `json:"tagKeys,omitempty"`
+	TagKeys []string `json:"tagKeys,omitzero"`
 }
 
 // UntagResourceResponse is the ECS UntagResourceResponse shape.
@@ -4502,7 +4502,7 @@ type UpdateClusterRequest struct {
 	// The name of the cluster to modify the settings for.
 	Cluster string `json:"cluster,omitempty"`
 	// The cluster settings for your cluster.
-	Settings []ClusterSetting `json:"settings,omitempty"`
+	Settings []ClusterSetting `json:"settings,omitzero"`
 	// The execute command configuration for the cluster.
 	Configuration *ClusterConfiguration `json:"configuration,omitempty"`
 	// Use this parameter to set a default Service Connect namespace.
@@ -4524,7 +4524,7 @@ type UpdateClusterSettingsRequest struct {
 	// The name of the cluster to modify the settings for.
 	Cluster string `json:"cluster,omitempty"`
 	// The setting to use by default for a cluster.
-	Settings []ClusterSetting `json:"settings,omitempty"`
+	Settings []ClusterSetting `json:"settings,omitzero"`
 }
 
 // UpdateClusterSettingsResponse is the ECS UpdateClusterSettingsResponse shape.
@@ -4560,7 +4560,7 @@ type UpdateContainerInstancesStateRequest struct {
 	// The short name or full Amazon Resource Name (ARN) of the cluster that hosts the container instance to update.
 	Cluster string `json:"cluster,omitempty"`
 	// A list of up to 10 container instance IDs or full ARN entries.
-	ContainerInstances []string `json:"containerInstances,omitempty"`
+	ContainerInstances []string `json:"containerInstances,omitzero"`
 	// The container instance state to update the container instance with.
 	Status ContainerInstanceStatus `json:"status,omitempty"`
 }
@@ -4590,7 +4590,7 @@ type UpdateDaemonRequest struct {
 	// The Amazon Resource Name (ARN) of the daemon task definition to use for the updated daemon.
 	DaemonTaskDefinitionArn string `json:"daemonTaskDefinitionArn,omitempty"`
 	// The Amazon Resource Names (ARNs) of the capacity providers to associate with the daemon.
-	CapacityProviderArns []string `json:"capacityProviderArns,omitempty"`
+	CapacityProviderArns []string `json:"capacityProviderArns,omitzero"`
 	// Optional deployment parameters that control how the daemon rolls out updates, including the drain percentage, alarm-based rollback, and bake time.
 	DeploymentConfiguration *DaemonDeploymentConfiguration `json:"deploymentConfiguration,omitempty"`
 	// Specifies whether to propagate the tags from the daemon to the daemon tasks.
@@ -4698,7 +4698,7 @@ type UpdateServiceRequest struct {
 	// The family and revision ( family:revision ) or full ARN of the task definition to run in your service.
 	TaskDefinition string `json:"taskDefinition,omitempty"`
 	// The details of a capacity provider strategy.
-	CapacityProviderStrategy []CapacityProviderStrategyItem `json:"capacityProviderStrategy,omitempty"`
+	CapacityProviderStrategy []CapacityProviderStrategyItem `json:"capacityProviderStrategy,omitzero"`
 	// Optional deployment parameters that control how many tasks run during the deployment and the ordering of stopping and starting tasks.
 	DeploymentConfiguration *DeploymentConfiguration `json:"deploymentConfiguration,omitempty"`
 	// Indicates whether to use Availability Zone rebalancing for the service.
@@ -4706,9 +4706,9 @@ type UpdateServiceRequest struct {
 	// An object representing the network configuration for the service.
 	NetworkConfiguration *NetworkConfiguration `json:"networkConfiguration,omitempty"`
 	// An array of task placement constraint objects to update the service to use.
-	PlacementConstraints []PlacementConstraint `json:"placementConstraints,omitempty"`
+	PlacementConstraints []PlacementConstraint `json:"placementConstraints,omitzero"`
 	// The task placement strategy objects to update the service to use.
-	PlacementStrategy []PlacementStrategy `json:"placementStrategy,omitempty"`
+	PlacementStrategy []PlacementStrategy `json:"placementStrategy,omitzero"`
 	// The platform version that your tasks in the service run on.
 	PlatformVersion string `json:"platformVersion,omitempty"`
 	// Determines whether to force a new deployment of the service.
@@ -4721,17 +4721,17 @@ type UpdateServiceRequest struct {
 	// Determines whether to turn on Amazon ECS managed tags for the tasks in the service.
 	EnableECSManagedTags *bool `json:"enableECSManagedTags,omitempty"`
 	// You must have a service-linked role when you update this property A list of Elastic Load Balancing load balancer objects.
-	LoadBalancers []LoadBalancer `json:"loadBalancers,omitempty"`
+	LoadBalancers []LoadBalancer `json:"loadBalancers,omitzero"`
 	// Determines whether to propagate the tags from the task definition or the service to the task.
 	PropagateTags PropagateTags `json:"propagateTags,omitempty"`
 	// You must have a service-linked role when you update this property.
-	ServiceRegistries []ServiceRegistry `json:"serviceRegistries,omitempty"`
+	ServiceRegistries []ServiceRegistry `json:"serviceRegistries,omitzero"`
 	// The configuration for this service to discover and connect to services, and be discovered by, and connected from, other services within a namespace.
 	ServiceConnectConfiguration *ServiceConnectConfiguration `json:"serviceConnectConfiguration,omitempty"`
 	// The details of the volume that was configuredAtLaunch .
-	VolumeConfigurations []ServiceVolumeConfiguration `json:"volumeConfigurations,omitempty"`
+	VolumeConfigurations []ServiceVolumeConfiguration `json:"volumeConfigurations,omitzero"`
 	// An object representing the VPC Lattice configuration for the service being updated.
-	VpcLatticeConfigurations []VpcLatticeConfiguration `json:"vpcLatticeConfigurations,omitempty"`
+	VpcLatticeConfigurations []VpcLatticeConfiguration `json:"vpcLatticeConfigurations,omitzero"`
 	// The optional monitoring configuration for the service, which defines the resolution for the service-level CPUUtilization and MemoryUtilization Amazon CloudWatch metrics.
 	Monitoring *MonitoringConfiguration `json:"monitoring,omitempty"`
 }
@@ -4751,7 +4751,7 @@ type UpdateTaskProtectionRequest struct {
 	// The short name or full Amazon Resource Name (ARN) of the cluster that hosts the service that the task sets exist in.
 	Cluster string `json:"cluster,omitempty"`
 	// A list of up to 10 task IDs or full ARN entries.
-	Tasks []string `json:"tasks,omitempty"`
+	Tasks []string `json:"tasks,omitzero"`
 	// Specify true to mark a task for protection and false to unset protection, making it eligible for termination.
 	ProtectionEnabled bool `json:"protectionEnabled"`
 	// If you set protectionEnabled to true , you can specify the duration for task protection in minutes.

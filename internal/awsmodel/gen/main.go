@@ -367,11 +367,17 @@ func (g *generator) shapes() []byte {
 			if r.LocationName != "" {
 				tag = r.LocationName
 			}
+			// Lists and maps use omitzero: nil (absent) is left out, while an
+			// empty list is sent as [] the way AWS sends it. Unboxed scalars
+			// are always sent, and so are the lists of operation outputs.
 			omit := ",omitempty"
 			ms := g.m.Shapes[r.Shape]
 			scalar := !strings.HasPrefix(typ, "*") && !strings.HasPrefix(typ, "[]") && !strings.HasPrefix(typ, "map[") && ms.Type != "string" && !ms.Document
-			if scalar || (g.outputs[name] && (ms.Type == "list" || ms.Type == "map")) {
+			switch {
+			case scalar || (g.outputs[name] && (ms.Type == "list" || ms.Type == "map")):
 				omit = ""
+			case ms.Type == "list" || ms.Type == "map" || ms.Type == "blob":
+				omit = ",omitzero"
 			}
 			if d := firstSentence(r.Doc); d != "" {
 				fmt.Fprintf(&b, "\t// %s\n", d)

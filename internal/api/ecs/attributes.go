@@ -73,50 +73,28 @@ func (s *Service) PutAttributes(ctx context.Context, in *ecstypes.PutAttributesR
 			return nil, err
 		}
 	}
-	out := &ecstypes.PutAttributesResponse{}
-	_, err := s.store.Update(ctx, func(tx store.Tx) error {
-		cluster, err := s.activeCluster(tx, in.Cluster)
-		if err != nil {
-			return err
+	err := s.changeAttributes(ctx, in.Cluster, in.Attributes, func(ci *state.ContainerInstance, a ecstypes.Attribute) error {
+		stored := ecstypes.Attribute{Name: a.Name, Value: a.Value}
+		if i := slices.IndexFunc(ci.Attributes, func(x ecstypes.Attribute) bool { return x.Name == a.Name }); i >= 0 {
+			ci.Attributes[i] = stored
+		} else {
+			ci.Attributes = append(ci.Attributes, stored)
 		}
-		changed := map[string]*state.ContainerInstance{}
-		for _, a := range in.Attributes {
-			key, ci, err := s.instanceFor(tx, cluster.ClusterName, a.TargetId)
-			if err != nil {
-				return err
+		custom := 0
+		for _, x := range ci.Attributes {
+			if !builtinAttribute(x.Name) {
+				custom++
 			}
-			if prev, ok := changed[key]; ok {
-				ci = prev
-			}
-			stored := ecstypes.Attribute{Name: a.Name, Value: a.Value}
-			if i := slices.IndexFunc(ci.Attributes, func(x ecstypes.Attribute) bool { return x.Name == a.Name }); i >= 0 {
-				ci.Attributes[i] = stored
-			} else {
-				ci.Attributes = append(ci.Attributes, stored)
-			}
-			custom := 0
-			for _, x := range ci.Attributes {
-				if !builtinAttribute(x.Name) {
-					custom++
-				}
-			}
-			if custom > maxCustomAttributes {
-				return ecstypes.NewAttributeLimitExceededException("A container instance can have at most %d custom attributes; %s would have %d.", maxCustomAttributes, a.TargetId, custom)
-			}
-			changed[key] = ci
 		}
-		for key, ci := range changed {
-			if err := state.Put(tx, key, ci); err != nil {
-				return err
-			}
+		if custom > maxCustomAttributes {
+			return ecstypes.NewAttributeLimitExceededException("A container instance can have at most %d custom attributes; %s would have %d.", maxCustomAttributes, a.TargetId, custom)
 		}
 		return nil
 	})
 	if err != nil {
 		return nil, err
 	}
-	out.Attributes = in.Attributes
-	return out, nil
+	return &ecstypes.PutAttributesResponse{Attributes: in.Attributes}, nil
 }
 
 // DeleteAttributes removes custom attributes from container instances.
@@ -126,13 +104,27 @@ func (s *Service) DeleteAttributes(ctx context.Context, in *ecstypes.DeleteAttri
 			return nil, err
 		}
 	}
+	err := s.changeAttributes(ctx, in.Cluster, in.Attributes, func(ci *state.ContainerInstance, a ecstypes.Attribute) error {
+		ci.Attributes = slices.DeleteFunc(ci.Attributes, func(x ecstypes.Attribute) bool { return x.Name == a.Name })
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &ecstypes.DeleteAttributesResponse{Attributes: in.Attributes}, nil
+}
+
+// changeAttributes applies change to the target instance of each attribute,
+// all in one transaction: an instance named by several attributes is loaded
+// once and sees the earlier changes.
+func (s *Service) changeAttributes(ctx context.Context, clusterRef string, attrs []ecstypes.Attribute, change func(*state.ContainerInstance, ecstypes.Attribute) error) error {
 	_, err := s.store.Update(ctx, func(tx store.Tx) error {
-		cluster, err := s.activeCluster(tx, in.Cluster)
+		cluster, err := s.activeCluster(tx, clusterRef)
 		if err != nil {
 			return err
 		}
 		changed := map[string]*state.ContainerInstance{}
-		for _, a := range in.Attributes {
+		for _, a := range attrs {
 			key, ci, err := s.instanceFor(tx, cluster.ClusterName, a.TargetId)
 			if err != nil {
 				return err
@@ -140,7 +132,9 @@ func (s *Service) DeleteAttributes(ctx context.Context, in *ecstypes.DeleteAttri
 			if prev, ok := changed[key]; ok {
 				ci = prev
 			}
-			ci.Attributes = slices.DeleteFunc(ci.Attributes, func(x ecstypes.Attribute) bool { return x.Name == a.Name })
+			if err := change(ci, a); err != nil {
+				return err
+			}
 			changed[key] = ci
 		}
 		for key, ci := range changed {
@@ -150,10 +144,7 @@ func (s *Service) DeleteAttributes(ctx context.Context, in *ecstypes.DeleteAttri
 		}
 		return nil
 	})
-	if err != nil {
-		return nil, err
-	}
-	return &ecstypes.DeleteAttributesResponse{Attributes: in.Attributes}, nil
+	return err
 }
 
 // ListAttributes lists the attributes of a cluster's container instances,

@@ -72,6 +72,24 @@ func main() {
 		_, err := client.DescribeTaskDefinition(ctx, &ecs.DescribeTaskDefinitionInput{TaskDefinition: aws.String(ref)})
 		return err
 	}
+	// A page of 100 ARNs, newest first, starting at a random point of the
+	// listing (a token from a previous page), filtered to ACTIVE.
+	var tokens []*string
+	for tok := (*string)(nil); ; {
+		out, err := client.ListTaskDefinitions(ctx, &ecs.ListTaskDefinitionsInput{Sort: types.SortOrderDesc, NextToken: tok})
+		if err != nil {
+			log.Fatal(err)
+		}
+		if out.NextToken == nil {
+			break
+		}
+		tok = out.NextToken
+		tokens = append(tokens, tok)
+	}
+	list := func(int) error {
+		_, err := client.ListTaskDefinitions(ctx, &ecs.ListTaskDefinitionsInput{Sort: types.SortOrderDesc, NextToken: tokens[rand.IntN(len(tokens))]})
+		return err
+	}
 	fsync := fsyncLoop(work)
 
 	fmt.Printf("Machine: %d cores, %s/%s, %s; %d task definitions stored; %s per phase.\n\n", runtime.NumCPU(), runtime.GOOS, runtime.GOARCH, runtime.Version(), *stored, *phase)
@@ -85,6 +103,7 @@ func main() {
 	for _, c := range []int{1, 16} {
 		row("DescribeTaskDefinition", c, timed(c, *phase, describe), 0)
 	}
+	row("ListTaskDefinitions (DESC, 100 per page)", 1, timed(1, *phase, list), 0)
 }
 
 func taskDef(family string, i int) *ecs.RegisterTaskDefinitionInput {

@@ -10,6 +10,7 @@
 //	/ecs/clusters/<name>                                   Cluster
 //	/ecs/families/<family>                                 Family
 //	/ecs/taskdefs/<family>\x00<revision, 10 digits>        TaskDefinition
+//	/ecs/taskdef-status/<status>/<family>\x00<revision>     index: the ARN, by status
 //	/ecs/instances/<cluster>/<instance id>                 ContainerInstance
 //	/ecs/services/<cluster>/<name>                         (services, later)
 //	/ecs/tasks/<cluster>/<task id>                         (tasks, later)
@@ -25,13 +26,14 @@ import (
 
 // Key prefixes.
 const (
-	ClustersPrefix  = "/ecs/clusters/"
-	FamiliesPrefix  = "/ecs/families/"
-	TaskDefsPrefix  = "/ecs/taskdefs/"
-	InstancesPrefix = "/ecs/instances/"
-	ServicesPrefix  = "/ecs/services/"
-	TasksPrefix     = "/ecs/tasks/"
-	SettingsPrefix  = "/ecs/settings/"
+	ClustersPrefix      = "/ecs/clusters/"
+	FamiliesPrefix      = "/ecs/families/"
+	TaskDefsPrefix      = "/ecs/taskdefs/"
+	TaskDefStatusPrefix = "/ecs/taskdef-status/"
+	InstancesPrefix     = "/ecs/instances/"
+	ServicesPrefix      = "/ecs/services/"
+	TasksPrefix         = "/ecs/tasks/"
+	SettingsPrefix      = "/ecs/settings/"
 )
 
 // sep separates the parts of a key whose first part is a name that may be a
@@ -51,6 +53,51 @@ func TaskDefFamilyPrefix(family string) string { return TaskDefsPrefix + family 
 // TaskDefKey is the key of one task definition revision.
 func TaskDefKey(family string, revision int32) string {
 	return fmt.Sprintf("%s%010d", TaskDefFamilyPrefix(family), revision)
+}
+
+// TaskDefStatusFamilyPrefix is the index prefix of the revisions with status,
+// of one family, or of every family when family is empty.
+func TaskDefStatusFamilyPrefix(status, family string) string {
+	p := TaskDefStatusPrefix + status + "/"
+	if family != "" {
+		p += family + sep
+	}
+	return p
+}
+
+func taskDefStatusKey(status, family string, revision int32) string {
+	return fmt.Sprintf("%s%010d", TaskDefStatusFamilyPrefix(status, family), revision)
+}
+
+// PutTaskDefinition writes a revision and keeps the status index in step.
+// prevStatus is the status stored before ("" for a new revision).
+func PutTaskDefinition(tx store.Tx, rec *TaskDefinition, prevStatus string) error {
+	td := &rec.TaskDefinition
+	status := string(td.Status)
+	if prevStatus != "" && prevStatus != status {
+		if err := tx.Delete(taskDefStatusKey(prevStatus, td.Family, td.Revision)); err != nil {
+			return err
+		}
+	}
+	if prevStatus == "" {
+		if err := Create(tx, TaskDefKey(td.Family, td.Revision), rec); err != nil {
+			return err
+		}
+	} else if err := Put(tx, TaskDefKey(td.Family, td.Revision), rec); err != nil {
+		return err
+	}
+	if prevStatus != status {
+		return tx.Put(taskDefStatusKey(status, td.Family, td.Revision), []byte(td.TaskDefinitionArn))
+	}
+	return nil
+}
+
+// DeleteTaskDefinition removes a revision stored with status, and its index entry.
+func DeleteTaskDefinition(tx store.Tx, family string, revision int32, status string) error {
+	if err := tx.Delete(taskDefStatusKey(status, family, revision)); err != nil {
+		return err
+	}
+	return tx.Delete(TaskDefKey(family, revision))
 }
 
 // InstancesClusterPrefix is the prefix of the container instances of cluster.

@@ -42,6 +42,10 @@ type ReadTx interface {
 	// strictly after the key `after` (empty means from the first), and at most
 	// limit entries (limit <= 0 means no limit).
 	List(prefix, after string, limit int) ([]KV, error)
+	// ListReverse is List in descending key order: keys starting with
+	// prefix, strictly before the key `before` (empty means from the last),
+	// at most limit entries (limit <= 0 means no limit).
+	ListReverse(prefix, before string, limit int) ([]KV, error)
 	// Count returns the number of keys starting with prefix.
 	Count(prefix string) (int, error)
 	// Revision is the store revision this snapshot reflects.

@@ -2,7 +2,6 @@ package ecs
 
 import (
 	"context"
-	"errors"
 	"slices"
 	"strings"
 
@@ -52,7 +51,7 @@ func (s *Service) RegisterTaskDefinition(ctx context.Context, in *ecstypes.Regis
 		if err := state.Put(tx, state.FamilyKey(in.Family), &f); err != nil {
 			return err
 		}
-		return state.Create(tx, state.TaskDefKey(in.Family, f.LastRevision), rec)
+		return state.PutTaskDefinition(tx, rec, "")
 	})
 	if err != nil {
 		return nil, err
@@ -132,7 +131,7 @@ func (s *Service) DeregisterTaskDefinition(ctx context.Context, in *ecstypes.Der
 		td.TaskDefinition.Status = tdInactive
 		td.TaskDefinition.DeregisteredAt = awsmodel.NewTime(s.now())
 		out = td
-		if err := state.Put(tx, state.TaskDefKey(family, rev), td); err != nil {
+		if err := state.PutTaskDefinition(tx, td, tdActive); err != nil {
 			return err
 		}
 		return s.refreshFamily(tx, family)
@@ -200,11 +199,12 @@ func (s *Service) DeleteTaskDefinitions(ctx context.Context, in *ecstypes.Delete
 				out.Failures = append(out.Failures, ecstypes.Failure{Arn: arn, Reason: "The specified task definition is still in ACTIVE status. Please deregister the target and try again."})
 				continue
 			}
+			prev := string(td.TaskDefinition.Status)
 			td.TaskDefinition.Status = tdDeleteInProgress
 			out.TaskDefinitions = append(out.TaskDefinitions, td.TaskDefinition)
 			// No task or service can reference a revision yet, so the
 			// deletion completes at once.
-			if err := tx.Delete(key); err != nil {
+			if err := state.DeleteTaskDefinition(tx, family, rev, prev); err != nil {
 				return err
 			}
 			touched[family] = true
@@ -223,7 +223,8 @@ func (s *Service) DeleteTaskDefinitions(ctx context.Context, in *ecstypes.Delete
 }
 
 // ListTaskDefinitions lists revision ARNs by family then revision, ascending
-// or descending, filtered by status (ACTIVE by default) and family.
+// or descending, filtered by status (ACTIVE by default) and family. It reads
+// the status index, so a page costs its own size whatever the filter.
 func (s *Service) ListTaskDefinitions(ctx context.Context, in *ecstypes.ListTaskDefinitionsRequest) (*ecstypes.ListTaskDefinitionsResponse, error) {
 	p, err := newPage(in.MaxResults, in.NextToken, 100)
 	if err != nil {
@@ -233,62 +234,29 @@ func (s *Service) ListTaskDefinitions(ctx context.Context, in *ecstypes.ListTask
 	if status == "" {
 		status = tdActive
 	}
-	prefix := state.TaskDefsPrefix
-	if in.FamilyPrefix != "" {
-		prefix = state.TaskDefFamilyPrefix(in.FamilyPrefix)
-	}
-	keep := func(kv store.KV) (string, bool, error) {
-		td, err := state.Decode[state.TaskDefinition](kv)
-		if err != nil {
-			return "", false, err
-		}
-		return td.TaskDefinition.TaskDefinitionArn, string(td.TaskDefinition.Status) == status, nil
-	}
+	prefix := state.TaskDefStatusFamilyPrefix(status, in.FamilyPrefix)
 	out := &ecstypes.ListTaskDefinitionsResponse{}
 	err = s.store.View(ctx, func(tx store.ReadTx) error {
+		var kvs []store.KV
+		var err error
 		if in.Sort == ecstypes.SortOrderDesc {
-			out.TaskDefinitionArns, out.NextToken, err = scanDesc(tx, prefix, p, keep)
+			kvs, err = tx.ListReverse(prefix, p.after, p.limit+1)
+		} else {
+			kvs, err = tx.List(prefix, p.after, p.limit+1)
+		}
+		if err != nil {
 			return err
 		}
-		out.NextToken, err = scan(tx, prefix, p, func(kv store.KV) (bool, error) {
-			arn, ok, err := keep(kv)
-			if ok {
-				out.TaskDefinitionArns = append(out.TaskDefinitionArns, arn)
-			}
-			return ok, err
-		})
-		return err
+		if len(kvs) > p.limit {
+			kvs = kvs[:p.limit]
+			out.NextToken = token(kvs[len(kvs)-1].Key)
+		}
+		for _, kv := range kvs {
+			out.TaskDefinitionArns = append(out.TaskDefinitionArns, string(kv.Value))
+		}
+		return nil
 	})
 	return out, err
-}
-
-// scanDesc pages through a range in descending key order. The store lists
-// ascending only, so it reads the kept keys of the range below the token
-// and returns the top of them.
-func scanDesc(tx store.ReadTx, prefix string, p page, keep func(store.KV) (string, bool, error)) ([]string, string, error) {
-	type hit struct{ key, val string }
-	var hits []hit
-	_, err := scan(tx, prefix, page{limit: -1}, func(kv store.KV) (bool, error) {
-		if p.after != "" && kv.Key >= p.after {
-			return false, errStop
-		}
-		v, ok, err := keep(kv)
-		if ok {
-			hits = append(hits, hit{kv.Key, v})
-		}
-		return false, err
-	})
-	if err != nil && !errors.Is(err, errStop) {
-		return nil, "", err
-	}
-	var out []string
-	for i := len(hits) - 1; i >= 0 && len(out) < p.limit; i-- {
-		out = append(out, hits[i].val)
-		if len(out) == p.limit && i > 0 {
-			return out, token(hits[i].key), nil
-		}
-	}
-	return out, "", nil
 }
 
 // ListTaskDefinitionFamilies lists family names starting with familyPrefix,

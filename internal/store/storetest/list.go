@@ -10,6 +10,7 @@ import (
 
 var listTests = []test{
 	{"PrefixAfterLimit", testListPrefixAfterLimit},
+	{"Reverse", testListReverse},
 	{"Count", testCount},
 	{"Paginate", testListPaginate},
 	{"Revisions", testListRevisions},
@@ -70,6 +71,67 @@ func testListPrefixAfterLimit(t *testing.T, s *suite) {
 			for _, kv := range got {
 				if string(kv.Value) != "v"+kv.Key {
 					t.Errorf("%s has value %q, want %q", kv.Key, kv.Value, "v"+kv.Key)
+				}
+			}
+		})
+	}
+}
+
+func testListReverse(t *testing.T, s *suite) {
+	st := s.open(t)
+	seedList(t, st)
+	_, err := st.Update(t.Context(), func(tx store.Tx) error {
+		// Keys at the top of the byte range, where "past the prefix" has no successor.
+		for _, k := range []string{"\xff", "\xff\xff/x", "\xff\xff/y"} {
+			if err := tx.Put(k, []byte("v"+k)); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	all := append(slices.Clone(listKeys), "\xff", "\xff\xff/x", "\xff\xff/y")
+	rev := func(ks ...string) []string { slices.Reverse(ks); return ks }
+	tests := []struct {
+		prefix, before string
+		limit          int
+		want           []string
+	}{
+		{"/a/", "", 0, rev("/a/1", "/a/10", "/a/2", "/a/b/x")},
+		{"/a", "", 0, rev("/a", "/a/1", "/a/10", "/a/2", "/a/b/x", "/a0", "/ab")},
+		{"", "", 0, rev(slices.Clone(all)...)},
+		{"/a/", "/a/2", 0, rev("/a/1", "/a/10")},
+		{"/a/", "/a/15", 0, rev("/a/1", "/a/10")}, // before need not exist
+		{"/a/", "/a/1", 0, nil},
+		{"/a/", "/a/", 0, nil},
+		{"/a/", "/", 0, nil},                                     // before sorts ahead of the prefix
+		{"/a/", "/z", 0, rev("/a/1", "/a/10", "/a/2", "/a/b/x")}, // before sorts beyond the prefix
+		{"/a/", "", 2, []string{"/a/b/x", "/a/2"}},
+		{"/a/", "/a/b/x", 1, []string{"/a/2"}},
+		{"/c", "", 0, nil},
+		{"/b", "", 0, rev("/b", "/b/1")},
+		{"\xff\xff", "", 0, rev("\xff\xff/x", "\xff\xff/y")},
+		{"\xff", "\xff\xff/y", 0, rev("\xff", "\xff\xff/x")},
+	}
+	for _, tc := range tests {
+		t.Run(fmt.Sprintf("prefix=%q,before=%q,limit=%d", tc.prefix, tc.before, tc.limit), func(t *testing.T) {
+			var got []store.KV
+			err := st.View(t.Context(), func(tx store.ReadTx) error {
+				var err error
+				got, err = tx.ListReverse(tc.prefix, tc.before, tc.limit)
+				return err
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !slices.Equal(keys(got), tc.want) {
+				t.Fatalf("keys = %q, want %q", keys(got), tc.want)
+			}
+			for _, kv := range got {
+				if string(kv.Value) != "v"+kv.Key {
+					t.Errorf("%s has value %q", kv.Key, kv.Value)
 				}
 			}
 		})

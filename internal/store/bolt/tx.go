@@ -72,9 +72,14 @@ func (t *readTx) List(prefix, after string, limit int) ([]store.KV, error) {
 	} else {
 		k, v = c.Seek([]byte(prefix))
 	}
+	return collect(k, v, []byte(prefix), limit, c.Next)
+}
+
+// collect decodes keys under prefix from (k, v) on, stepping with next,
+// until the prefix ends or limit (> 0) keys are collected.
+func collect(k, v, prefix []byte, limit int, next func() ([]byte, []byte)) ([]store.KV, error) {
 	var out []store.KV
-	p := []byte(prefix)
-	for ; k != nil && bytes.HasPrefix(k, p); k, v = c.Next() {
+	for ; k != nil && bytes.HasPrefix(k, prefix); k, v = next() {
 		if limit > 0 && len(out) >= limit {
 			break
 		}
@@ -111,18 +116,7 @@ func (t *readTx) ListReverse(prefix, before string, limit int) ([]store.KV, erro
 	} else {
 		k, v = c.Prev()
 	}
-	var out []store.KV
-	for ; k != nil && bytes.HasPrefix(k, p); k, v = c.Prev() {
-		if limit > 0 && len(out) >= limit {
-			break
-		}
-		kv, err := decodeKV(string(k), v)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, kv)
-	}
-	return out, nil
+	return collect(k, v, p, limit, c.Prev)
 }
 
 // prefixEnd is the smallest key greater than every key with prefix p, or

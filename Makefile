@@ -34,6 +34,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzHandlers$$' -fuzztime $$((10000 * $(FUZZ_SCALE)))x ./internal/api/ecs
 	$(GO) test -run '^$$' -fuzz '^FuzzParseAuthorization$$' -fuzztime $$((400000 * $(FUZZ_SCALE)))x ./internal/api/sigv4
 	$(GO) test -run '^$$' -fuzz '^FuzzParsePresigned$$' -fuzztime $$((400000 * $(FUZZ_SCALE)))x ./internal/api/sigv4
+	$(GO) test -run '^$$' -fuzz '^FuzzParseExpression$$' -fuzztime $$((300000 * $(FUZZ_SCALE)))x ./internal/scheduler
 
 ## generate: regenerate API types from ../shared/aws-models
 generate:
@@ -43,6 +44,7 @@ generate:
 bench:
 	$(GO) run ./bench/taskdefs
 	$(GO) test -run '^$$' -bench . -benchtime 2s ./internal/store/bolt
+	$(GO) test -run '^$$' -bench '^BenchmarkPlace$$' ./internal/scheduler
 
 build:
 	$(GO) build -o bin/berth ./cmd/berth

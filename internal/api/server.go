@@ -15,6 +15,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/berthdev/berth/internal/api/sigv4"
@@ -75,6 +76,9 @@ type Config struct {
 	PrincipalARN func(accessKeyID string) string
 	// Account is the AWS account id, used for the default principal.
 	Account string
+	// Handlers serve non-AWS paths by prefix (e.g. the agent protocol under
+	// /_berth/agent/); they do their own authentication.
+	Handlers map[string]http.Handler
 	// Services are the JSON-protocol services to route to.
 	Services []*JSONService
 	// Now is the clock (for request timing).
@@ -153,6 +157,12 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.URL.Path == MetricsPath && s.cfg.Metrics != nil {
 		s.cfg.Metrics.handler.ServeHTTP(w, r)
 		return
+	}
+	for prefix, h := range s.cfg.Handlers {
+		if strings.HasPrefix(r.URL.Path, prefix) {
+			h.ServeHTTP(w, r)
+			return
+		}
 	}
 	body, err := readBody(w, r, s.cfg.MaxBodyBytes)
 	if err != nil {

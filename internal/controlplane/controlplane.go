@@ -19,7 +19,11 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
+	"golang.org/x/sync/errgroup"
+
+	"github.com/berthdev/berth/internal/agentapi"
 	"github.com/berthdev/berth/internal/api"
+	agentsrv "github.com/berthdev/berth/internal/api/agent"
 	"github.com/berthdev/berth/internal/api/ecs"
 	"github.com/berthdev/berth/internal/api/sigv4"
 	"github.com/berthdev/berth/internal/store"
@@ -44,6 +48,9 @@ type Config struct {
 	Account string
 	// AdminKey, when set, is used instead of the stored or generated key.
 	AdminKey AdminKey
+	// JoinToken, when set, is the token agents must present instead of the
+	// stored or generated one.
+	JoinToken string
 	// Insecure skips SigV4 verification. Development only; never the default.
 	Insecure bool
 	Logger   *slog.Logger
@@ -94,6 +101,8 @@ type ControlPlane struct {
 	listener net.Listener
 	http     *http.Server
 	key      AdminKey
+	token    string
+	agents   *agentsrv.Server
 	// KeyCreated reports that this start generated a new admin key.
 	KeyCreated bool
 	// CredentialsFile and EnvFile are the profile files written for users.
@@ -115,12 +124,21 @@ func Open(cfg Config) (*ControlPlane, error) {
 	if err != nil {
 		return nil, err
 	}
+	token, err := loadOrCreateJoinToken(cfg.DataDir, cfg.JoinToken)
+	if err != nil {
+		return nil, err
+	}
 	st, err := bolt.Open(filepath.Join(cfg.DataDir, storeFile), bolt.Options{Logger: cfg.Logger})
 	if err != nil {
 		return nil, fmt.Errorf("opening store: %w", err)
 	}
-	cp := &ControlPlane{cfg: cfg, store: st, key: key, KeyCreated: created, log: log}
-	ecsSvc, err := ecs.New(ecs.Config{Store: st, Region: cfg.Region, Account: cfg.Account, Now: cfg.Now, Logger: cfg.Logger})
+	cp := &ControlPlane{cfg: cfg, store: st, key: key, token: token, KeyCreated: created, log: log}
+	cp.agents, err = agentsrv.New(agentsrv.Config{Store: st, Region: cfg.Region, Account: cfg.Account, Token: token, Now: cfg.Now, Logger: cfg.Logger})
+	if err != nil {
+		st.Close()
+		return nil, err
+	}
+	ecsSvc, err := ecs.New(ecs.Config{Store: st, Region: cfg.Region, Account: cfg.Account, Now: cfg.Now, Logger: cfg.Logger, Connected: cp.agents.Connected})
 	if err != nil {
 		st.Close()
 		return nil, err
@@ -142,6 +160,7 @@ func Open(cfg Config) (*ControlPlane, error) {
 		Insecure: cfg.Insecure,
 		Logger:   cfg.Logger,
 		Services: []*api.JSONService{ecsSvc.JSONService()},
+		Handlers: map[string]http.Handler{agentapi.PathPrefix + "/": cp.agents},
 	})
 	if err != nil {
 		st.Close()
@@ -182,6 +201,9 @@ func (cp *ControlPlane) lookupKey(_ context.Context, id string) (sigv4.Credentia
 // Endpoint is the URL clients use, e.g. http://127.0.0.1:4566.
 func (cp *ControlPlane) Endpoint() string { return "http://" + cp.listener.Addr().String() }
 
+// JoinToken is the token agents present to join this control plane.
+func (cp *ControlPlane) JoinToken() string { return cp.token }
+
 // Key is the admin key.
 func (cp *ControlPlane) Key() AdminKey { return cp.key }
 
@@ -197,17 +219,33 @@ func (cp *ControlPlane) DataDir() string { return cp.cfg.DataDir }
 // Serve answers requests until ctx ends, then shuts down gracefully
 // (in-flight requests get up to 10 seconds) and closes the store.
 func (cp *ControlPlane) Serve(ctx context.Context) error {
+	ctx, stop := context.WithCancel(ctx)
+	defer stop()
+	// Requests (agents' long polls above all) see the shutdown at once
+	// instead of holding it open until their own timeouts.
+	reqCtx, cancelRequests := context.WithCancel(context.Background())
+	defer cancelRequests()
+	cp.http.BaseContext = func(net.Listener) context.Context { return reqCtx }
 	errc := make(chan error, 1)
 	go func() { errc <- cp.http.Serve(cp.listener) }()
+	loops, loopCtx := errgroup.WithContext(ctx)
+	loops.Go(func() error { return cp.agents.Run(loopCtx) })
 	cp.log.Info("serving", "endpoint", cp.Endpoint(), "region", cp.cfg.Region, "account", cp.cfg.Account, "data_dir", cp.cfg.DataDir)
 	var err error
 	select {
 	case err = <-errc:
-	case <-ctx.Done():
+	case <-loopCtx.Done():
+		cancelRequests()
 		sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		err = cp.http.Shutdown(sctx)
 		cancel()
 		<-errc
+	}
+	stop()
+	if lerr := loops.Wait(); err == nil || errors.Is(err, http.ErrServerClosed) {
+		if lerr != nil {
+			err = lerr
+		}
 	}
 	if cerr := cp.store.Close(); err == nil {
 		err = cerr

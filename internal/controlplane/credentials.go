@@ -60,6 +60,31 @@ func loadOrCreateKey(dir string, explicit AdminKey) (AdminKey, bool, error) {
 	return k, true, nil
 }
 
+// joinTokenFile holds the token agents present to join.
+const joinTokenFile = "join-token"
+
+// loadOrCreateJoinToken returns the explicit token, else the stored one,
+// else a new random one that it stores (0600).
+func loadOrCreateJoinToken(dir, explicit string) (string, error) {
+	if explicit != "" {
+		return explicit, nil
+	}
+	path := filepath.Join(dir, joinTokenFile)
+	buf, err := os.ReadFile(path)
+	if err == nil && len(strings.TrimSpace(string(buf))) > 0 {
+		return strings.TrimSpace(string(buf)), nil
+	}
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return "", err
+	}
+	var b [24]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return "", err
+	}
+	tok := "berth-join-" + base64.RawURLEncoding.EncodeToString(b[:])
+	return tok, writeFileAtomic(path, []byte(tok+"\n"), 0o600)
+}
+
 // newKey makes a key shaped like an AWS long-term key: AKIA + 16 base32
 // characters, and a 40-character secret.
 func newKey() (AdminKey, error) {

@@ -21,6 +21,20 @@ func (a ARNs) TaskDefinition(family string, revision int32) string {
 	return a.prefix() + "task-definition/" + family + ":" + strconv.Itoa(int(revision))
 }
 
+// TaskDefinitionFamily is the ARN prefix of every revision of family
+// ("...:task-definition/<family>:").
+func (a ARNs) TaskDefinitionFamily(family string) string {
+	return a.prefix() + "task-definition/" + family + ":"
+}
+
+// Task is the ARN of a task.
+func (a ARNs) Task(cluster, id string) string { return a.prefix() + "task/" + cluster + "/" + id }
+
+// Container is the ARN of one container of a task.
+func (a ARNs) Container(cluster, taskID, id string) string {
+	return a.prefix() + "container/" + cluster + "/" + taskID + "/" + id
+}
+
 // ContainerInstance is the ARN of a container instance.
 func (a ARNs) ContainerInstance(cluster, id string) string {
 	return a.prefix() + "container-instance/" + cluster + "/" + id

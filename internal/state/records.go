@@ -28,8 +28,51 @@ type TaskDefinition struct {
 	Tags           []ecstypes.Tag          `json:"tags,omitempty"`
 }
 
-// ContainerInstance is one stored container instance with its tags.
-type ContainerInstance = ecstypes.ContainerInstance
+// ContainerInstance is one stored container instance: the ECS shape (with
+// its tags) plus what placement needs in plain form.
+type ContainerInstance struct {
+	ecstypes.ContainerInstance
+	// ID is the instance id (the last part of its ARN).
+	ID string `json:"berthId"`
+	// Cluster is the cluster name.
+	Cluster string `json:"berthCluster"`
+	// UsedPorts are the static host ports held by tasks ("tcp/80").
+	UsedPorts []string `json:"berthUsedPorts,omitempty"`
+}
+
+// Task is one stored task: the ECS shape, where it runs, and bookkeeping
+// for the agent protocol.
+type Task struct {
+	ecstypes.Task
+	// ID is the task id (the last part of its ARN).
+	ID string `json:"berthId"`
+	// InstanceID is the container instance the task is placed on.
+	InstanceID string `json:"berthInstanceId,omitempty"`
+	// DesiredVersion increases with every change of desired state
+	// (desiredStatus), so an agent can tell new instructions from old.
+	DesiredVersion int64 `json:"berthDesiredVersion"`
+	// ReportSeq is the sequence number of the last agent report applied:
+	// older or repeated reports are ignored.
+	ReportSeq uint64 `json:"berthReportSeq,omitempty"`
+	// Reserved is what the task holds on its instance, released once it stops.
+	Reserved *Reservation `json:"berthReserved,omitempty"`
+}
+
+// Reservation is the resources a placed task holds on its instance.
+type Reservation struct {
+	CPU    int      `json:"cpu"`
+	Memory int      `json:"memory"`
+	Ports  []string `json:"ports,omitempty"` // "tcp/80"
+}
+
+// TaskSpec is what an agent needs to run a task, fixed when the task is
+// created: the task definition revision as it was, and the overrides.
+type TaskSpec struct {
+	TaskArn        string                  `json:"taskArn"`
+	Cluster        string                  `json:"cluster"`
+	TaskDefinition ecstypes.TaskDefinition `json:"taskDefinition"`
+	Overrides      *ecstypes.TaskOverride  `json:"overrides,omitempty"`
+}
 
 // Setting is one account setting of one principal.
 type Setting = ecstypes.Setting

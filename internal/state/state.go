@@ -12,8 +12,11 @@
 //	/ecs/taskdefs/<family>\x00<revision, 10 digits>        TaskDefinition
 //	/ecs/taskdef-status/<status>/<family>\x00<revision>     index: the ARN, by status
 //	/ecs/instances/<cluster>/<instance id>                 ContainerInstance
+//	/ecs/instance-ids/<instance id>                        index: the instance's cluster
 //	/ecs/services/<cluster>/<name>                         (services, later)
-//	/ecs/tasks/<cluster>/<task id>                         (tasks, later)
+//	/ecs/tasks/<cluster>/<task id>                         Task
+//	/ecs/taskspecs/<task id>                               TaskSpec (immutable, what the agent runs)
+//	/ecs/instance-tasks/<instance id>/<task id>            index: the task's cluster
 //	/ecs/settings/<principal arn>\x00<setting name>        Setting
 package state
 
@@ -32,6 +35,9 @@ const (
 	TaskDefStatusPrefix = "/ecs/taskdef-status/"
 	InstancesPrefix     = "/ecs/instances/"
 	ServicesPrefix      = "/ecs/services/"
+	InstanceIDsPrefix   = "/ecs/instance-ids/"
+	TaskSpecsPrefix     = "/ecs/taskspecs/"
+	InstanceTasksPrefix = "/ecs/instance-tasks/"
 	TasksPrefix         = "/ecs/tasks/"
 	SettingsPrefix      = "/ecs/settings/"
 )
@@ -105,6 +111,23 @@ func InstancesClusterPrefix(cluster string) string { return InstancesPrefix + cl
 
 // InstanceKey is the key of one container instance.
 func InstanceKey(cluster, id string) string { return InstancesClusterPrefix(cluster) + id }
+
+// InstanceIDKey indexes an instance id to its cluster.
+func InstanceIDKey(id string) string { return InstanceIDsPrefix + id }
+
+// TaskKey is the key of one task.
+func TaskKey(cluster, id string) string { return TasksClusterPrefix(cluster) + id }
+
+// TaskSpecKey is the key of a task's immutable spec.
+func TaskSpecKey(id string) string { return TaskSpecsPrefix + id }
+
+// InstanceTasksKeyPrefix is the index prefix of the tasks placed on an instance.
+func InstanceTasksKeyPrefix(instanceID string) string { return InstanceTasksPrefix + instanceID + "/" }
+
+// InstanceTaskKey indexes one task under its instance.
+func InstanceTaskKey(instanceID, taskID string) string {
+	return InstanceTasksKeyPrefix(instanceID) + taskID
+}
 
 // ServicesClusterPrefix is the prefix of the services of cluster.
 func ServicesClusterPrefix(cluster string) string { return ServicesPrefix + cluster + "/" }

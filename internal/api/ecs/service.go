@@ -26,16 +26,20 @@ type Config struct {
 	// Now is the clock; timestamps in records come from it.
 	Now    func() time.Time
 	Logger *slog.Logger
+	// Connected reports whether an instance's agent is connected; nil means
+	// none is (no agent server).
+	Connected func(instanceID string) bool
 }
 
 // Service answers ECS operations. Operations it does not provide are
 // answered by the embedded Unimplemented with an error naming them.
 type Service struct {
 	ecstypes.Unimplemented
-	store store.Store
-	arns  state.ARNs
-	now   func() time.Time
-	log   *slog.Logger
+	store     store.Store
+	arns      state.ARNs
+	now       func() time.Time
+	log       *slog.Logger
+	connected func(instanceID string) bool
 }
 
 // New returns the ECS API over cfg.Store.
@@ -49,11 +53,15 @@ func New(cfg Config) (*Service, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
+	if cfg.Connected == nil {
+		cfg.Connected = func(string) bool { return false }
+	}
 	return &Service{
-		store: cfg.Store,
-		arns:  state.ARNs{Region: cfg.Region, Account: cfg.Account},
-		now:   cfg.Now,
-		log:   cfg.Logger.With("component", "ecs_api"),
+		store:     cfg.Store,
+		arns:      state.ARNs{Region: cfg.Region, Account: cfg.Account},
+		now:       cfg.Now,
+		log:       cfg.Logger.With("component", "ecs_api"),
+		connected: cfg.Connected,
 	}, nil
 }
 

@@ -1,0 +1,594 @@
+// Package agent serves the control plane's side of the agent protocol
+// (package agentapi): agents register their instance, long-poll the desired
+// state of their tasks, and report what they observe. It also tracks which
+// agents are connected, which DescribeContainerInstances reports.
+package agent
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/subtle"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/berthdev/berth/internal/agentapi"
+	"github.com/berthdev/berth/internal/awsmodel"
+	"github.com/berthdev/berth/internal/awsmodel/ecstypes"
+	"github.com/berthdev/berth/internal/errdefs"
+	"github.com/berthdev/berth/internal/state"
+	"github.com/berthdev/berth/internal/store"
+)
+
+// DefaultHeartbeat is how often an idle agent reports.
+const DefaultHeartbeat = 10 * time.Second
+
+// Config configures the agent protocol server.
+type Config struct {
+	Store   store.Store
+	Region  string
+	Account string
+	// Token is the join token agents must present.
+	Token string
+	// Heartbeat is the agents' report interval; an agent is connected while
+	// it polls or has reported within three intervals.
+	Heartbeat time.Duration
+	Now       func() time.Time
+	Logger    *slog.Logger
+}
+
+// Server implements the agent protocol as an http.Handler.
+type Server struct {
+	cfg     Config
+	arns    state.ARNs
+	log     *slog.Logger
+	waiters waiters
+	// started is the store revision when Run began watching: changes before
+	// it are unknown, so polls from before it are answered at once.
+	started int64
+
+	mu   sync.Mutex
+	seen map[string]time.Time // instance id -> last poll or report
+	poll map[string]int       // instance id -> polls in progress
+}
+
+// New returns an agent protocol server.
+func New(cfg Config) (*Server, error) {
+	if cfg.Store == nil || cfg.Token == "" {
+		return nil, fmt.Errorf("agent server: store and join token are required: %w", errdefs.ErrInvalidArgument)
+	}
+	if cfg.Heartbeat <= 0 {
+		cfg.Heartbeat = DefaultHeartbeat
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	return &Server{
+		cfg:     cfg,
+		arns:    state.ARNs{Region: cfg.Region, Account: cfg.Account},
+		log:     cfg.Logger.With("component", "agent_server"),
+		waiters: waiters{last: map[string]int64{}, ch: map[string]chan struct{}{}},
+		seen:    map[string]time.Time{},
+		poll:    map[string]int{},
+		started: -1,
+	}, nil
+}
+
+// Connected reports whether the agent of an instance is connected: it is
+// holding a poll open or has been heard from within three heartbeats.
+func (s *Server) Connected(instanceID string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.poll[instanceID] > 0 {
+		return true
+	}
+	t, ok := s.seen[instanceID]
+	return ok && s.cfg.Now().Sub(t) < 3*s.cfg.Heartbeat
+}
+
+func (s *Server) touch(id string, delta int) {
+	s.mu.Lock()
+	s.seen[id] = s.cfg.Now()
+	s.poll[id] += delta
+	if s.poll[id] <= 0 {
+		delete(s.poll, id)
+	}
+	s.mu.Unlock()
+}
+
+// Run watches the store and wakes the polls of instances whose tasks or
+// record changed, until ctx ends.
+func (s *Server) Run(ctx context.Context) error {
+	rev := s.cfg.Store.Revision()
+	tasks, err := s.cfg.Store.Watch(ctx, state.TasksPrefix, rev+1)
+	if err != nil {
+		return err
+	}
+	insts, err := s.cfg.Store.Watch(ctx, state.InstancesPrefix, rev+1)
+	if err != nil {
+		return err
+	}
+	s.mu.Lock()
+	s.started = rev
+	s.mu.Unlock()
+	for {
+		var resp store.WatchResponse
+		var ok bool
+		select {
+		case <-ctx.Done():
+			return nil
+		case resp, ok = <-tasks:
+		case resp, ok = <-insts:
+		}
+		if !ok {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return errors.New("agent server: store watch ended")
+		}
+		if resp.Err != nil {
+			// Fell behind: wake everyone, they re-read the whole state.
+			s.log.Warn("watch restarted", "err", resp.Err)
+			s.waiters.notifyAll(s.cfg.Store.Revision())
+			return s.Run(ctx)
+		}
+		for _, ev := range resp.Events {
+			if id := instanceOf(ev); id != "" {
+				s.waiters.notify(id, resp.Revision)
+			}
+		}
+	}
+}
+
+// instanceOf names the instance a changed key concerns.
+func instanceOf(ev store.Event) string {
+	if rest, ok := strings.CutPrefix(ev.KV.Key, state.InstancesPrefix); ok {
+		_, id, _ := strings.Cut(rest, "/")
+		return id
+	}
+	if ev.Type != store.EventPut {
+		return ""
+	}
+	var t struct {
+		InstanceID string `json:"berthInstanceId"`
+	}
+	_ = json.Unmarshal(ev.KV.Value, &t)
+	return t.InstanceID
+}
+
+// waiters wakes the polls of one instance when its state changes.
+type waiters struct {
+	mu   sync.Mutex
+	last map[string]int64
+	ch   map[string]chan struct{}
+}
+
+func (w *waiters) notify(id string, rev int64) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.last[id] = rev
+	if c, ok := w.ch[id]; ok {
+		close(c)
+		delete(w.ch, id)
+	}
+}
+
+func (w *waiters) notifyAll(rev int64) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for id, c := range w.ch {
+		w.last[id] = rev
+		close(c)
+	}
+	clear(w.ch)
+}
+
+// changedAfter returns nil if the instance changed after rev, else a channel
+// closed at its next change.
+func (w *waiters) changedAfter(id string, rev int64) <-chan struct{} {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.last[id] > rev {
+		return nil
+	}
+	c, ok := w.ch[id]
+	if !ok {
+		c = make(chan struct{})
+		w.ch[id] = c
+	}
+	return c
+}
+
+// ServeHTTP routes the agent protocol.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if !s.authorized(r) {
+		writeErr(w, http.StatusUnauthorized, "Unauthorized", "the join token is missing or wrong: start the agent with the token `berth server` printed")
+		return
+	}
+	path := strings.TrimPrefix(r.URL.Path, agentapi.PathPrefix)
+	switch {
+	case path == "/register" && r.Method == http.MethodPost:
+		s.register(w, r)
+	case strings.HasPrefix(path, "/instances/"):
+		id, verb, _ := strings.Cut(strings.TrimPrefix(path, "/instances/"), "/")
+		switch {
+		case verb == "desired" && r.Method == http.MethodGet:
+			s.desired(w, r, id)
+		case verb == "report" && r.Method == http.MethodPost:
+			s.report(w, r, id)
+		default:
+			writeErr(w, http.StatusNotFound, "NotFound", "no such agent endpoint")
+		}
+	default:
+		writeErr(w, http.StatusNotFound, "NotFound", "no such agent endpoint")
+	}
+}
+
+func (s *Server) authorized(r *http.Request) bool {
+	tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	return ok && subtle.ConstantTimeCompare([]byte(tok), []byte(s.cfg.Token)) == 1
+}
+
+func writeErr(w http.ResponseWriter, status int, code, msg string) {
+	writeJSON(w, status, agentapi.Error{Code: code, Message: msg})
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	buf, _ := json.Marshal(v)
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_, _ = w.Write(buf)
+}
+
+func decode(r *http.Request, v any) error {
+	body, err := io.ReadAll(io.LimitReader(r.Body, 16<<20))
+	if err != nil {
+		return err
+	}
+	return json.Unmarshal(body, v)
+}
+
+// register creates or re-registers a container instance.
+func (s *Server) register(w http.ResponseWriter, r *http.Request) {
+	var req agentapi.RegisterRequest
+	if err := decode(r, &req); err != nil {
+		writeErr(w, http.StatusBadRequest, "BadRequest", "malformed registration: "+err.Error())
+		return
+	}
+	if req.Cluster == "" {
+		req.Cluster = "default"
+	}
+	if req.CPU <= 0 || req.MemoryMiB <= 0 {
+		writeErr(w, http.StatusBadRequest, "BadRequest", "registration needs positive cpu and memoryMiB")
+		return
+	}
+	attrs := make([]ecstypes.Attribute, 0, len(req.Attributes))
+	for name, val := range req.Attributes {
+		attrs = append(attrs, ecstypes.Attribute{Name: name, Value: val})
+	}
+	sortAttrs(attrs)
+	res := state.Resources{CPU: req.CPU, MemoryMiB: req.MemoryMiB, ReservedTCP: req.ReservedPorts, ReservedUDP: req.ReservedUDPPorts}
+	version := ecstypes.VersionInfo{AgentVersion: req.AgentVersion, AgentHash: "berth", DockerVersion: "DockerVersion: " + req.DockerVersion}
+	now := s.cfg.Now()
+	var out agentapi.RegisterResponse
+	_, err := s.cfg.Store.Update(r.Context(), func(tx store.Tx) error {
+		cl, ok, err := state.Get[state.Cluster](tx, state.ClusterKey(req.Cluster))
+		if err != nil {
+			return err
+		}
+		if !ok || cl.Status != "ACTIVE" {
+			if req.Cluster != "default" {
+				return fmt.Errorf("cluster %q: %w", req.Cluster, errdefs.ErrNotFound)
+			}
+			// Like the ECS agent, an agent of the default cluster creates it.
+			cl = &state.Cluster{ClusterArn: s.arns.Cluster("default"), ClusterName: "default", Status: "ACTIVE",
+				Settings: []ecstypes.ClusterSetting{{Name: ecstypes.ClusterSettingNameContainerInsights, Value: "disabled"}}}
+			if err := state.Put(tx, state.ClusterKey("default"), cl); err != nil {
+				return err
+			}
+		}
+		id := req.InstanceID
+		ci := &state.ContainerInstance{}
+		if id != "" {
+			prev, ok, err := state.Get[state.ContainerInstance](tx, state.InstanceKey(req.Cluster, id))
+			if err != nil {
+				return err
+			}
+			if ok {
+				ci = prev
+			} else {
+				id = "" // unknown (deregistered): a new instance
+			}
+		}
+		if id == "" {
+			id = newID()
+		}
+		held, err := heldBy(tx, id)
+		if err != nil {
+			return err
+		}
+		state.RegisterInstance(ci, s.arns, req.Cluster, id, res, attrs, version, held, now)
+		if err := state.Put(tx, state.InstanceKey(req.Cluster, id), ci); err != nil {
+			return err
+		}
+		out = agentapi.RegisterResponse{InstanceID: id, ContainerInstanceArn: ci.ContainerInstanceArn, Cluster: req.Cluster, HeartbeatSeconds: int(s.cfg.Heartbeat / time.Second)}
+		return tx.Put(state.InstanceIDKey(id), []byte(req.Cluster))
+	})
+	if errors.Is(err, errdefs.ErrNotFound) {
+		writeErr(w, http.StatusNotFound, "ClusterNotFound", fmt.Sprintf("cluster %q does not exist: create it with aws ecs create-cluster", req.Cluster))
+		return
+	}
+	if err != nil {
+		s.log.Error("registration failed", "err", err)
+		writeErr(w, http.StatusInternalServerError, "Internal", "registration failed")
+		return
+	}
+	s.touch(out.InstanceID, 0)
+	s.log.Info("instance registered", "cluster", out.Cluster, "instance_id", out.InstanceID, "hostname", req.Hostname)
+	writeJSON(w, http.StatusOK, out)
+}
+
+// heldBy sums what the live tasks of an instance hold.
+func heldBy(tx store.ReadTx, instanceID string) (state.Reservation, error) {
+	var held state.Reservation
+	err := eachTask(tx, instanceID, func(t *state.Task) error {
+		if t.Reserved != nil {
+			held.CPU += t.Reserved.CPU
+			held.Memory += t.Reserved.Memory
+			held.Ports = append(held.Ports, t.Reserved.Ports...)
+		}
+		return nil
+	})
+	return held, err
+}
+
+// eachTask calls fn for every task indexed under an instance.
+func eachTask(tx store.ReadTx, instanceID string, fn func(*state.Task) error) error {
+	kvs, err := tx.List(state.InstanceTasksKeyPrefix(instanceID), "", 0)
+	if err != nil {
+		return err
+	}
+	for _, kv := range kvs {
+		taskID := strings.TrimPrefix(kv.Key, state.InstanceTasksKeyPrefix(instanceID))
+		t, ok, err := state.Get[state.Task](tx, state.TaskKey(string(kv.Value), taskID))
+		if err != nil {
+			return err
+		}
+		if ok {
+			if err := fn(t); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func sortAttrs(a []ecstypes.Attribute) {
+	slices.SortFunc(a, func(x, y ecstypes.Attribute) int { return strings.Compare(x.Name, y.Name) })
+}
+
+func newID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// lookupInstance finds an instance by id through the id index.
+func lookupInstance(tx store.ReadTx, id string) (*state.ContainerInstance, bool, error) {
+	kv, ok, err := tx.Get(state.InstanceIDKey(id))
+	if err != nil || !ok {
+		return nil, false, err
+	}
+	return state.Get[state.ContainerInstance](tx, state.InstanceKey(string(kv.Value), id))
+}
+
+// desired answers the instance's desired state, after waiting for a change
+// past ?after= for up to ?wait= seconds.
+func (s *Server) desired(w http.ResponseWriter, r *http.Request, id string) {
+	after, _ := strconv.ParseInt(r.URL.Query().Get("after"), 10, 64)
+	wait, _ := strconv.Atoi(r.URL.Query().Get("wait"))
+	wait = min(max(wait, 0), agentapi.MaxPollWait)
+	s.touch(id, 1)
+	defer s.touch(id, -1)
+	s.mu.Lock()
+	started := s.started
+	s.mu.Unlock()
+	if wait > 0 && started >= 0 && after >= started {
+		if ch := s.waiters.changedAfter(id, after); ch != nil {
+			timer := time.NewTimer(time.Duration(wait) * time.Second)
+			select {
+			case <-ch:
+			case <-timer.C:
+			case <-r.Context().Done():
+				timer.Stop()
+				return
+			}
+			timer.Stop()
+		}
+	}
+	var out agentapi.DesiredState
+	err := s.cfg.Store.View(r.Context(), func(tx store.ReadTx) error {
+		out.Revision = tx.Revision()
+		ci, ok, err := lookupInstance(tx, id)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return errdefs.ErrNotFound
+		}
+		out.InstanceStatus = ci.Status
+		out.Tasks = []agentapi.DesiredTask{}
+		return eachTask(tx, id, func(t *state.Task) error {
+			if t.LastStatus == "STOPPED" {
+				return nil
+			}
+			spec, ok, err := state.Get[state.TaskSpec](tx, state.TaskSpecKey(t.ID))
+			if err != nil || !ok {
+				return err
+			}
+			out.Tasks = append(out.Tasks, agentapi.DesiredTask{
+				TaskArn: t.TaskArn, Version: t.DesiredVersion, DesiredStatus: t.DesiredStatus,
+				StopCode: string(t.StopCode), StoppedReason: t.StoppedReason,
+				Cluster: spec.Cluster, Definition: spec.TaskDefinition, Overrides: spec.Overrides,
+				StartedBy: t.StartedBy, Group: t.Group,
+			})
+			return nil
+		})
+	})
+	if errors.Is(err, errdefs.ErrNotFound) {
+		writeErr(w, http.StatusNotFound, "UnknownInstance", "container instance "+id+" is not registered")
+		return
+	}
+	if err != nil {
+		s.log.Error("desired state read failed", "instance_id", id, "err", err)
+		writeErr(w, http.StatusInternalServerError, "Internal", "reading the desired state failed")
+		return
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+// report applies an agent's task reports; stale and repeated ones are
+// ignored by their sequence numbers.
+func (s *Server) report(w http.ResponseWriter, r *http.Request, id string) {
+	var rep agentapi.Report
+	if err := decode(r, &rep); err != nil {
+		writeErr(w, http.StatusBadRequest, "BadRequest", "malformed report: "+err.Error())
+		return
+	}
+	s.touch(id, 0)
+	applied := 0
+	_, err := s.cfg.Store.Update(r.Context(), func(tx store.Tx) error {
+		applied = 0
+		ci, ok, err := lookupInstance(tx, id)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return errdefs.ErrNotFound
+		}
+		instChanged := false
+		for _, tr := range rep.Tasks {
+			changed, released, err := s.applyTask(tx, ci, tr)
+			if err != nil {
+				return err
+			}
+			if changed {
+				applied++
+			}
+			if released != nil {
+				if err := ci.Hold(*released, -1); err != nil {
+					return err
+				}
+				instChanged = true
+			}
+		}
+		if instChanged {
+			return state.Put(tx, state.InstanceKey(ci.Cluster, ci.ID), ci)
+		}
+		return nil
+	})
+	if errors.Is(err, errdefs.ErrNotFound) {
+		writeErr(w, http.StatusNotFound, "UnknownInstance", "container instance "+id+" is not registered")
+		return
+	}
+	if err != nil {
+		s.log.Error("report failed", "instance_id", id, "err", err)
+		writeErr(w, http.StatusInternalServerError, "Internal", "applying the report failed")
+		return
+	}
+	writeJSON(w, http.StatusOK, agentapi.ReportResponse{Applied: applied})
+}
+
+// applyTask applies one task report. It returns whether the task changed
+// and, when the task has just stopped, the reservation to give back.
+func (s *Server) applyTask(tx store.Tx, ci *state.ContainerInstance, tr agentapi.TaskReport) (bool, *state.Reservation, error) {
+	typ, rest, ok := s.arns.Resource(tr.TaskArn)
+	cluster, taskID, ok2 := strings.Cut(rest, "/")
+	if !ok || !ok2 || typ != "task" {
+		return false, nil, nil
+	}
+	key := state.TaskKey(cluster, taskID)
+	t, ok, err := state.Get[state.Task](tx, key)
+	if err != nil || !ok || t.InstanceID != ci.ID || tr.Seq <= t.ReportSeq || t.LastStatus == "STOPPED" {
+		return false, nil, err
+	}
+	t.ReportSeq = tr.Seq
+	t.LastStatus = tr.LastStatus
+	if tr.HealthStatus != "" {
+		t.HealthStatus = ecstypes.HealthStatus(tr.HealthStatus)
+	}
+	if tr.Connectivity != "" {
+		t.Connectivity = ecstypes.Connectivity(tr.Connectivity)
+		t.ConnectivityAt = tr.ConnectivityAt
+	}
+	setTime(&t.PullStartedAt, tr.PullStartedAt)
+	setTime(&t.PullStoppedAt, tr.PullStoppedAt)
+	setTime(&t.StartedAt, tr.StartedAt)
+	setTime(&t.StoppingAt, tr.StoppingAt)
+	setTime(&t.ExecutionStoppedAt, tr.ExecutionStoppedAt)
+	setTime(&t.StoppedAt, tr.StoppedAt)
+	if tr.StopCode != "" && t.StopCode == "" {
+		t.StopCode = ecstypes.TaskStopCode(tr.StopCode)
+	}
+	if tr.StoppedReason != "" && t.StoppedReason == "" {
+		t.StoppedReason = tr.StoppedReason
+	}
+	if len(tr.Attachments) > 0 {
+		t.Attachments = tr.Attachments
+	}
+	for _, cr := range tr.Containers {
+		for i := range t.Containers {
+			c := &t.Containers[i]
+			if c.Name != cr.Name {
+				continue
+			}
+			c.RuntimeId = cr.RuntimeID
+			c.LastStatus = cr.LastStatus
+			c.ExitCode = cr.ExitCode
+			c.Reason = cr.Reason
+			c.ImageDigest = cr.ImageDigest
+			if cr.HealthStatus != "" {
+				c.HealthStatus = ecstypes.HealthStatus(cr.HealthStatus)
+			}
+			if cr.NetworkBindings != nil {
+				c.NetworkBindings = cr.NetworkBindings
+			}
+			if cr.NetworkInterfaces != nil {
+				c.NetworkInterfaces = cr.NetworkInterfaces
+			}
+		}
+	}
+	var released *state.Reservation
+	if t.LastStatus == "STOPPED" {
+		// A task the agent stopped on its own (essential exit, failed start)
+		// is desired STOPPED from now on, as in ECS.
+		if t.DesiredStatus != "STOPPED" {
+			t.DesiredStatus = "STOPPED"
+			t.DesiredVersion++
+		}
+		if t.StoppedAt == nil {
+			t.StoppedAt = awsmodel.NewTime(s.cfg.Now())
+		}
+		released, t.Reserved = t.Reserved, nil
+	}
+	t.Task.Version++ // ECS counts every observable change
+	return true, released, state.Put(tx, key, t)
+}
+
+func setTime(dst **awsmodel.Time, src *awsmodel.Time) {
+	if src != nil {
+		*dst = src
+	}
+}

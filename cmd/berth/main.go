@@ -17,6 +17,9 @@ import (
 	"syscall"
 	"time"
 
+	"golang.org/x/sync/errgroup"
+
+	"github.com/berthdev/berth/internal/agent"
 	"github.com/berthdev/berth/internal/controlplane"
 )
 
@@ -31,11 +34,14 @@ Usage:
 
 Commands:
   up        Run everything on this machine: the control plane with its
-            embedded store, ready for the AWS CLI. (The local agent, registry
-            and load balancer join it as they are built.) Prints the endpoint
-            and how to point the AWS CLI at it.
+            embedded store and a local agent that runs tasks on this host's
+            Docker Engine, ready for the AWS CLI. (The registry and load
+            balancer join it as they are built.) Prints the endpoint and how
+            to point the AWS CLI at it.
   server    Run the control plane only, for a multi-host installation. Logs
             in JSON by default.
+  agent     Run tasks on this host's Docker Engine for a control plane
+            (berth agent --server URL --join-token TOKEN).
   version   Print the version.
   help      Print this help, or 'berth help <command>' for a command's flags.
 
@@ -59,10 +65,18 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return serve(cmd, rest, stdout, stderr)
 	case "server":
 		return serve(cmd, rest, stdout, stderr)
+	case "agent":
+		return runAgent(rest, stderr)
 	case "version", "--version", "-version":
 		fmt.Fprintf(stdout, "berth %s (%s, %s/%s)\n", version, runtime.Version(), runtime.GOOS, runtime.GOARCH)
 		return 0
 	case "help", "-h", "-help", "--help":
+		if len(rest) > 0 && rest[0] == "agent" {
+			fs, _ := newAgentFlags(stderr)
+			fs.SetOutput(stdout)
+			fs.Usage()
+			return 0
+		}
 		if len(rest) > 0 && (rest[0] == "up" || rest[0] == "server") {
 			fs, _ := newServeFlags(rest[0], stderr)
 			fs.SetOutput(stdout)
@@ -79,7 +93,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 
 type serveFlags struct {
 	listen, dataDir, region, account, logLevel, logFormat string
-	insecure                                              bool
+	insecure, noAgent                                     bool
 }
 
 func defaultDataDir() string {
@@ -110,6 +124,9 @@ func newServeFlags(cmd string, stderr io.Writer) (*flag.FlagSet, *serveFlags) {
 	fs.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	fs.StringVar(&f.logFormat, "log-format", defFormat, "log format: text or json")
 	fs.BoolVar(&f.insecure, "insecure-skip-auth", false, "DEVELOPMENT ONLY: accept unsigned requests as the admin")
+	if cmd == "up" {
+		fs.BoolVar(&f.noAgent, "no-agent", false, "do not start the local agent (the control plane only, like berth server)")
+	}
 	fs.Usage = func() {
 		what := "Run everything on this machine."
 		if cmd == "server" {
@@ -169,19 +186,44 @@ func serve(cmd string, args []string, stdout, stderr io.Writer) int {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if cmd == "up" {
-		printBanner(stdout, cp, time.Since(start))
-	} else {
-		log.Info("control plane ready", "endpoint", cp.Endpoint(), "credentials_file", cp.CredentialsFile, "startup", time.Since(start).Round(time.Millisecond).String())
+	var local *agent.Agent
+	agentNote := "not started (--no-agent)"
+	if cmd == "up" && !f.noAgent {
+		a, closeRT, err := newAgent(agent.Config{
+			Cluster: "default", Endpoint: cp.Endpoint(), Token: cp.JoinToken(),
+			StateDir: filepath.Join(f.dataDir, "agent"), MetadataListen: agent.DefaultMetadataListen,
+		}, log)
+		if err != nil {
+			agentNote = "NOT RUNNING: " + err.Error() + " - tasks cannot run on this machine"
+		} else {
+			defer closeRT()
+			local, agentNote = a, "running tasks on this host's Docker Engine (cluster \"default\")"
+		}
 	}
-	if err := cp.Serve(ctx); err != nil {
+	if cmd == "up" {
+		printBanner(stdout, cp, time.Since(start), agentNote)
+	} else {
+		log.Info("control plane ready", "endpoint", cp.Endpoint(), "credentials_file", cp.CredentialsFile,
+			"join_token_file", filepath.Join(f.dataDir, "join-token"), "startup", time.Since(start).Round(time.Millisecond).String())
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return cp.Serve(gctx) })
+	if local != nil {
+		g.Go(func() error {
+			if err := local.Run(gctx); err != nil && gctx.Err() == nil {
+				return fmt.Errorf("local agent: %w", err)
+			}
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
 		fmt.Fprintf(stderr, "berth %s: %v\n", cmd, err)
 		return 1
 	}
 	return 0
 }
 
-func printBanner(w io.Writer, cp *controlplane.ControlPlane, took time.Duration) {
+func printBanner(w io.Writer, cp *controlplane.ControlPlane, took time.Duration, agentNote string) {
 	var b strings.Builder
 	fmt.Fprintf(&b, "Berth %s is up (started in %s).\n\n", version, took.Round(time.Millisecond))
 	fmt.Fprintf(&b, "  Endpoint:     %s\n", cp.Endpoint())
@@ -192,6 +234,8 @@ func printBanner(w io.Writer, cp *controlplane.ControlPlane, took time.Duration)
 	if cp.KeyCreated {
 		b.WriteString(" - new admin key created")
 	}
+	fmt.Fprintf(&b, "\n  Local agent:  %s", agentNote)
+	fmt.Fprintf(&b, "\n  More hosts:   berth agent --server %s --join-token \"$(cat %s)\"", cp.Endpoint(), filepath.Join(cp.DataDir(), "join-token"))
 	fmt.Fprintf(&b, "\n\nPoint the AWS CLI at it:\n\n")
 	fmt.Fprintf(&b, "  source %s\n", cp.EnvFile)
 	fmt.Fprintf(&b, "  aws ecs create-cluster --endpoint-url %s\n", cp.Endpoint())

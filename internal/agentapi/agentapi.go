@@ -98,7 +98,10 @@ type Report struct {
 // TaskReport is the observed state of one task.
 type TaskReport struct {
 	TaskArn string `json:"taskArn"`
-	// Seq increases with every report of this task; older ones are ignored.
+	// Seq increases with every report of this task; the control plane
+	// ignores a report whose Seq is not above the last it applied. Values
+	// need not be small or dense: an agent that lost its state starts a
+	// task's sequence at the current time in microseconds.
 	Seq uint64 `json:"seq"`
 	// LastStatus is one of the ECS task lifecycle statuses.
 	LastStatus         string            `json:"lastStatus"`

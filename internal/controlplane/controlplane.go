@@ -51,6 +51,9 @@ type Config struct {
 	// JoinToken, when set, is the token agents must present instead of the
 	// stored or generated one.
 	JoinToken string
+	// AgentDisconnectGrace is how long an agent that stopped polling still
+	// counts as connected; 0 means the agent server's default.
+	AgentDisconnectGrace time.Duration
 	// Insecure skips SigV4 verification. Development only; never the default.
 	Insecure bool
 	Logger   *slog.Logger
@@ -133,7 +136,7 @@ func Open(cfg Config) (*ControlPlane, error) {
 		return nil, fmt.Errorf("opening store: %w", err)
 	}
 	cp := &ControlPlane{cfg: cfg, store: st, key: key, token: token, KeyCreated: created, log: log}
-	cp.agents, err = agentsrv.New(agentsrv.Config{Store: st, Region: cfg.Region, Account: cfg.Account, Token: token, Now: cfg.Now, Logger: cfg.Logger})
+	cp.agents, err = agentsrv.New(agentsrv.Config{Store: st, Region: cfg.Region, Account: cfg.Account, Token: token, Now: cfg.Now, Logger: cfg.Logger, DisconnectGrace: cfg.AgentDisconnectGrace})
 	if err != nil {
 		st.Close()
 		return nil, err

@@ -171,7 +171,7 @@ func TestRunTaskPlacementFailures(t *testing.T) {
 	// A disconnected agent gets nothing.
 	must[*ecs.CreateClusterOutput](t)(c.CreateCluster(ctx(t), &ecs.CreateClusterInput{ClusterName: aws.String("gone")}))
 	must[*ecs.RegisterContainerInstanceOutput](t)(c.RegisterContainerInstance(ctx(t), &ecs.RegisterContainerInstanceInput{
-		Cluster: aws.String("gone"),
+		Cluster:        aws.String("gone"),
 		TotalResources: []types.Resource{{Name: aws.String("CPU"), Type: aws.String("INTEGER"), IntegerValue: 1024}, {Name: aws.String("MEMORY"), Type: aws.String("INTEGER"), IntegerValue: 1024}},
 	}))
 	out = must[*ecs.RunTaskOutput](t)(c.RunTask(ctx(t), &ecs.RunTaskInput{Cluster: aws.String("gone"), TaskDefinition: aws.String("big")}))

@@ -39,11 +39,15 @@ type Config struct {
 	Account string
 	// Token is the join token agents must present.
 	Token string
-	// Heartbeat is the agents' report interval; an agent is connected while
-	// it polls or has reported within three intervals.
+	// Heartbeat is the agents' idle report interval.
 	Heartbeat time.Duration
-	Now       func() time.Time
-	Logger    *slog.Logger
+	// DisconnectGrace is how long after its last poll or report an agent
+	// still counts as connected. A connected agent holds a desired-state poll
+	// open almost all the time, so this only bridges the gap between two
+	// polls and a slow report; default 15 s.
+	DisconnectGrace time.Duration
+	Now             func() time.Time
+	Logger          *slog.Logger
 }
 
 // Server implements the agent protocol as an http.Handler.
@@ -69,6 +73,9 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Heartbeat <= 0 {
 		cfg.Heartbeat = DefaultHeartbeat
 	}
+	if cfg.DisconnectGrace <= 0 {
+		cfg.DisconnectGrace = 15 * time.Second
+	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
@@ -87,7 +94,7 @@ func New(cfg Config) (*Server, error) {
 }
 
 // Connected reports whether the agent of an instance is connected: it is
-// holding a poll open or has been heard from within three heartbeats.
+// holding a poll open or was heard from within the disconnect grace.
 func (s *Server) Connected(instanceID string) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -95,7 +102,7 @@ func (s *Server) Connected(instanceID string) bool {
 		return true
 	}
 	t, ok := s.seen[instanceID]
-	return ok && s.cfg.Now().Sub(t) < 3*s.cfg.Heartbeat
+	return ok && s.cfg.Now().Sub(t) < s.cfg.DisconnectGrace
 }
 
 func (s *Server) touch(id string, delta int) {

@@ -26,6 +26,7 @@ import (
 	agentsrv "github.com/berthdev/berth/internal/api/agent"
 	"github.com/berthdev/berth/internal/api/ecs"
 	"github.com/berthdev/berth/internal/api/sigv4"
+	"github.com/berthdev/berth/internal/controller"
 	"github.com/berthdev/berth/internal/store"
 	"github.com/berthdev/berth/internal/store/bolt"
 )
@@ -51,6 +52,11 @@ type Config struct {
 	// JoinToken, when set, is the token agents must present instead of the
 	// stored or generated one.
 	JoinToken string
+	// TaskRetention is how long STOPPED tasks stay describable; 0 means
+	// controller.DefaultTaskRetention (one hour, as ECS).
+	TaskRetention time.Duration
+	// TaskReapInterval is how often stopped tasks are reaped; 0 means a minute.
+	TaskReapInterval time.Duration
 	// AgentDisconnectGrace is how long an agent that stopped polling still
 	// counts as connected; 0 means the agent server's default.
 	AgentDisconnectGrace time.Duration
@@ -233,6 +239,8 @@ func (cp *ControlPlane) Serve(ctx context.Context) error {
 	go func() { errc <- cp.http.Serve(cp.listener) }()
 	loops, loopCtx := errgroup.WithContext(ctx)
 	loops.Go(func() error { return cp.agents.Run(loopCtx) })
+	reaper := &controller.Reaper{Store: cp.store, Retention: cp.cfg.TaskRetention, Interval: cp.cfg.TaskReapInterval, Now: cp.cfg.Now, Logger: cp.cfg.Logger}
+	loops.Go(func() error { return reaper.Run(loopCtx) })
 	cp.log.Info("serving", "endpoint", cp.Endpoint(), "region", cp.cfg.Region, "account", cp.cfg.Account, "data_dir", cp.cfg.DataDir)
 	var err error
 	select {

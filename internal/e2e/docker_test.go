@@ -5,7 +5,10 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
+	"os/exec"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -13,6 +16,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ecs"
 	"github.com/aws/aws-sdk-go-v2/service/ecs/types"
 
+	"github.com/berthdev/berth/internal/controlplane"
 	"github.com/berthdev/berth/internal/runtime"
 	"github.com/berthdev/berth/internal/runtime/docker"
 	"github.com/berthdev/berth/internal/testcluster"
@@ -344,4 +348,127 @@ func TestDockerControlPlaneRestart(t *testing.T) {
 	}
 	arn2 := runOne(t, c, &ecs.RunTaskInput{TaskDefinition: aws.String("steady")})
 	waitTaskStatus(t, c, arn2, "RUNNING")
+}
+
+// startAgentProcess runs `berth agent` as a child process.
+func startAgentProcess(t *testing.T, bin string, b *berth, cluster, stateDir string) *exec.Cmd {
+	t.Helper()
+	cmd := exec.Command(bin, "agent", "--server", b.endpoint, "--cluster", cluster, "--state-dir", stateDir,
+		"--metadata-listen", "0.0.0.0:0", "--log-level", "warn")
+	cmd.Env = append(os.Environ(), "BERTH_JOIN_TOKEN="+b.cp.JoinToken())
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if cmd.ProcessState == nil {
+			cmd.Process.Signal(syscall.SIGTERM)
+			cmd.Wait()
+		}
+	})
+	return cmd
+}
+
+// TestKill9AgentLosesNoContainer kills a real `berth agent` process with
+// SIGKILL while its task runs, starts it again, and checks that the
+// container was neither lost nor duplicated and the task still stops.
+func TestKill9AgentLosesNoContainer(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and kills a berth agent process")
+	}
+	image := testimage.Require(t)
+	rt, err := docker.New(docker.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rt.Close()
+	bin := buildBerth(t)
+	b := startBerth(t, func(c *controlplane.Config) { c.AgentDisconnectGrace = time.Second })
+	c := b.ecsClient()
+	must[*ecs.CreateClusterOutput](t)(c.CreateCluster(ctx(t), &ecs.CreateClusterInput{ClusterName: aws.String("kill")}))
+	t.Cleanup(func() {
+		cs, _ := rt.List(ctx(t), map[string]string{"com.amazonaws.ecs.cluster": "kill"})
+		for _, ct := range cs {
+			_ = rt.Remove(ctx(t), ct.ID)
+		}
+	})
+	state := t.TempDir()
+	proc := startAgentProcess(t, bin, b, "kill", state)
+	var inst string
+	eventually(t, "agent registered", func() bool {
+		l := must[*ecs.ListContainerInstancesOutput](t)(c.ListContainerInstances(ctx(t), &ecs.ListContainerInstancesInput{Cluster: aws.String("kill")}))
+		if len(l.ContainerInstanceArns) == 1 {
+			inst = l.ContainerInstanceArns[0]
+		}
+		return inst != ""
+	})
+	must[*ecs.RegisterTaskDefinitionOutput](t)(c.RegisterTaskDefinition(ctx(t), &ecs.RegisterTaskDefinitionInput{
+		Family:               aws.String("k9"),
+		ContainerDefinitions: []types.ContainerDefinition{{Name: aws.String("app"), Image: aws.String(image), Memory: aws.Int32(32), Command: []string{"sleep"}}},
+	}))
+	out := must[*ecs.RunTaskOutput](t)(c.RunTask(ctx(t), &ecs.RunTaskInput{Cluster: aws.String("kill"), TaskDefinition: aws.String("k9")}))
+	arn := aws.ToString(out.Tasks[0].TaskArn)
+	var before types.Container
+	eventually(t, "task RUNNING", func() bool {
+		before = containerOf(describeTask(t, c, "kill", arn), "app")
+		return aws.ToString(before.LastStatus) == "RUNNING"
+	})
+	if err := proc.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	proc.Wait()
+	if st := must[runtime.ContainerState](t)(rt.Inspect(ctx(t), aws.ToString(before.RuntimeId))); !st.Running {
+		t.Fatal("the container died with its agent")
+	}
+	startAgentProcess(t, bin, b, "kill", state)
+	eventually(t, "the same instance reconnected", func() bool {
+		d := must[*ecs.DescribeContainerInstancesOutput](t)(c.DescribeContainerInstances(ctx(t), &ecs.DescribeContainerInstancesInput{Cluster: aws.String("kill"), ContainerInstances: []string{inst}}))
+		return len(d.ContainerInstances) == 1 && d.ContainerInstances[0].AgentConnected
+	})
+	if l := must[*ecs.ListContainerInstancesOutput](t)(c.ListContainerInstances(ctx(t), &ecs.ListContainerInstancesInput{Cluster: aws.String("kill")})); len(l.ContainerInstanceArns) != 1 {
+		t.Fatalf("the restarted agent registered a second instance: %v", l.ContainerInstanceArns)
+	}
+	cs := must[[]runtime.ContainerState](t)(rt.List(ctx(t), map[string]string{"com.amazonaws.ecs.task-arn": arn}))
+	if len(cs) != 1 || cs[0].ID != aws.ToString(before.RuntimeId) || !cs[0].Running {
+		t.Fatalf("after SIGKILL and restart the task has %d containers", len(cs))
+	}
+	must[*ecs.StopTaskOutput](t)(c.StopTask(ctx(t), &ecs.StopTaskInput{Cluster: aws.String("kill"), Task: aws.String(arn)}))
+	eventually(t, "task STOPPED", func() bool { return aws.ToString(describeTask(t, c, "kill", arn).LastStatus) == "STOPPED" })
+}
+
+// TestAWSCLIRunsTasks drives a task on Docker with the AWS CLI only.
+func TestAWSCLIRunsTasks(t *testing.T) {
+	cl, _, _, image := dockerCluster(t)
+	b := &berth{cp: cl.CP, endpoint: cl.CP.Endpoint(), key: cl.CP.Key()}
+	c := newCLI(t, b)
+	c.ok("ecs", "register-task-definition", "--family", "cli-run", "--container-definitions",
+		`[{"name":"app","image":"`+image+`","memory":32,"command":["serve","-port","8080"],"portMappings":[{"containerPort":8080}]}]`)
+	out := c.ok("ecs", "run-task", "--cluster", "dock", "--task-definition", "cli-run", "--started-by", "cli")
+	arn, _ := path(out, "tasks", 0, "taskArn").(string)
+	if arn == "" {
+		t.Fatalf("run-task: %v", out)
+	}
+	var port float64
+	eventually(t, "RUNNING through the CLI", func() bool {
+		d := c.ok("ecs", "describe-tasks", "--cluster", "dock", "--tasks", arn)
+		port, _ = path(d, "tasks", 0, "containers", 0, "networkBindings", 0, "hostPort").(float64)
+		return path(d, "tasks", 0, "lastStatus") == "RUNNING"
+	})
+	httpGet(t, fmt.Sprintf("http://127.0.0.1:%d/health", int(port)))
+	l := c.ok("ecs", "list-tasks", "--cluster", "dock", "--started-by", "cli")
+	if path(l, "taskArns", 0) != arn {
+		t.Fatalf("list-tasks: %v", l)
+	}
+	ci := c.ok("ecs", "describe-container-instances", "--cluster", "dock", "--container-instances",
+		path(c.ok("ecs", "list-container-instances", "--cluster", "dock"), "containerInstanceArns", 0).(string))
+	if path(ci, "containerInstances", 0, "agentConnected") != true || path(ci, "containerInstances", 0, "runningTasksCount") != 1.0 {
+		t.Fatalf("describe-container-instances: %v", ci)
+	}
+	c.ok("ecs", "stop-task", "--cluster", "dock", "--task", arn, "--reason", "cli done")
+	// The CLI's own waiter must see it stop.
+	c.ok("ecs", "wait", "tasks-stopped", "--cluster", "dock", "--tasks", arn)
+	d := c.ok("ecs", "describe-tasks", "--cluster", "dock", "--tasks", arn)
+	if path(d, "tasks", 0, "stopCode") != "UserInitiated" || path(d, "tasks", 0, "stoppedReason") != "cli done" {
+		t.Fatalf("stopped through the CLI: %v", d)
+	}
 }

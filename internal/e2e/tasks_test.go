@@ -10,6 +10,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ecs/types"
 
 	"github.com/berthdev/berth/internal/agentapi"
+	"github.com/berthdev/berth/internal/controlplane"
 )
 
 // eventually polls cond until it holds or the deadline passes.
@@ -252,5 +253,28 @@ func TestContainerInstanceAPIs(t *testing.T) {
 		if got := describeTask(t, c, "ci", aws.ToString(task.TaskArn)); aws.ToString(got.LastStatus) != "STOPPED" {
 			t.Fatalf("task of a force-deregistered instance is %s", aws.ToString(got.LastStatus))
 		}
+	}
+}
+
+// TestStoppedTasksAreReaped: a stopped task is describable for the
+// retention period, then it is gone (MISSING), as in ECS.
+func TestStoppedTasksAreReaped(t *testing.T) {
+	b := startBerth(t, func(c *controlplane.Config) {
+		c.TaskRetention, c.TaskReapInterval = 300*time.Millisecond, 50*time.Millisecond
+	})
+	c := b.ecsClient()
+	must[*ecs.CreateClusterOutput](t)(c.CreateCluster(ctx(t), &ecs.CreateClusterInput{ClusterName: aws.String("reap")}))
+	startSimAgent(t, b, "reap", 1024, 1024, nil)
+	must[*ecs.RegisterTaskDefinitionOutput](t)(c.RegisterTaskDefinition(ctx(t), web("reap-web")))
+	arn := aws.ToString(must[*ecs.RunTaskOutput](t)(c.RunTask(ctx(t), &ecs.RunTaskInput{Cluster: aws.String("reap"), TaskDefinition: aws.String("reap-web")})).Tasks[0].TaskArn)
+	eventually(t, "RUNNING", func() bool { return aws.ToString(describeTask(t, c, "reap", arn).LastStatus) == "RUNNING" })
+	must[*ecs.StopTaskOutput](t)(c.StopTask(ctx(t), &ecs.StopTaskInput{Cluster: aws.String("reap"), Task: aws.String(arn)}))
+	eventually(t, "STOPPED", func() bool { return aws.ToString(describeTask(t, c, "reap", arn).LastStatus) == "STOPPED" })
+	eventually(t, "reaped", func() bool {
+		out := must[*ecs.DescribeTasksOutput](t)(c.DescribeTasks(ctx(t), &ecs.DescribeTasksInput{Cluster: aws.String("reap"), Tasks: []string{arn}}))
+		return len(out.Failures) == 1 && aws.ToString(out.Failures[0].Reason) == "MISSING"
+	})
+	if l := must[*ecs.ListTasksOutput](t)(c.ListTasks(ctx(t), &ecs.ListTasksInput{Cluster: aws.String("reap"), DesiredStatus: types.DesiredStatusStopped})); len(l.TaskArns) != 0 {
+		t.Fatalf("reaped task still listed: %v", l.TaskArns)
 	}
 }

@@ -17,6 +17,7 @@
 //	/ecs/tasks/<cluster>/<task id>                         Task
 //	/ecs/taskspecs/<task id>                               TaskSpec (immutable, what the agent runs)
 //	/ecs/instance-tasks/<instance id>/<task id>            index: the task's cluster
+//	/ecs/stopped-tasks/<stopped at, unix ms>/<cluster>/<id> index: for the reaper
 //	/ecs/settings/<principal arn>\x00<setting name>        Setting
 package state
 
@@ -38,6 +39,7 @@ const (
 	InstanceIDsPrefix   = "/ecs/instance-ids/"
 	TaskSpecsPrefix     = "/ecs/taskspecs/"
 	InstanceTasksPrefix = "/ecs/instance-tasks/"
+	StoppedTasksPrefix  = "/ecs/stopped-tasks/"
 	TasksPrefix         = "/ecs/tasks/"
 	SettingsPrefix      = "/ecs/settings/"
 )

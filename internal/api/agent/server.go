@@ -531,6 +531,7 @@ func (s *Server) applyTask(tx store.Tx, ci *state.ContainerInstance, tr agentapi
 	if err != nil || !ok || t.InstanceID != ci.ID || tr.Seq <= t.ReportSeq || t.LastStatus == "STOPPED" {
 		return false, nil, err
 	}
+	prev := t.LastStatus
 	t.ReportSeq = tr.Seq
 	t.LastStatus = tr.LastStatus
 	if tr.HealthStatus != "" {
@@ -591,7 +592,7 @@ func (s *Server) applyTask(tx store.Tx, ci *state.ContainerInstance, tr agentapi
 		released, t.Reserved = t.Reserved, nil
 	}
 	t.Task.Version++ // ECS counts every observable change
-	return true, released, state.Put(tx, key, t)
+	return true, released, state.PutTask(tx, cluster, t, prev)
 }
 
 func setTime(dst **awsmodel.Time, src *awsmodel.Time) {

@@ -337,8 +337,9 @@ func (s *Service) DeregisterContainerInstance(ctx context.Context, in *ecstypes.
 			return invalidParam("The container instance has %d tasks that are not stopped. Stop them first or deregister with force.", len(live))
 		}
 		for _, t := range live {
+			prev := t.LastStatus
 			markStopped(t, "TaskFailedToStart", "Container instance deregistered", now)
-			if err := state.Put(tx, state.TaskKey(cl.ClusterName, t.ID), t); err != nil {
+			if err := state.PutTask(tx, cl.ClusterName, t, prev); err != nil {
 				return err
 			}
 		}

@@ -121,9 +121,6 @@ func (s *Service) StopTask(ctx context.Context, in *ecstypes.StopTaskRequest) (*
 		t.StopCode = ecstypes.TaskStopCodeUserInitiated
 		t.StoppedReason = reason
 		t.StoppingAt = awsmodel.NewTime(s.now())
-		if t.LastStatus == taskProvisioning && t.InstanceID == "" {
-			markStopped(t, "", "", s.now())
-		}
 		return state.Put(tx, state.TaskKey(cl.ClusterName, id), t)
 	})
 	if err != nil {

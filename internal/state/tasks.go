@@ -1,0 +1,72 @@
+package state
+
+import (
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/berthdev/berth/internal/store"
+)
+
+// stoppedKey indexes a STOPPED task by when it stopped, so the reaper reads
+// only the tasks that are due.
+func stoppedKey(at time.Time, cluster, id string) string {
+	return fmt.Sprintf("%s%013d/%s/%s", StoppedTasksPrefix, at.UnixMilli(), cluster, id)
+}
+
+// StoppedBefore is the index range of tasks stopped before t: list
+// StoppedTasksPrefix and stop at the first key not below it.
+func StoppedBefore(t time.Time) string {
+	return fmt.Sprintf("%s%013d", StoppedTasksPrefix, t.UnixMilli())
+}
+
+// PutTask writes a task and, when it has just become STOPPED (prevStatus
+// was not), adds it to the stopped index.
+func PutTask(tx store.Tx, cluster string, t *Task, prevStatus string) error {
+	if err := Put(tx, TaskKey(cluster, t.ID), t); err != nil {
+		return err
+	}
+	if t.LastStatus == "STOPPED" && prevStatus != "STOPPED" {
+		at := time.Now()
+		if t.StoppedAt != nil {
+			at = t.StoppedAt.Time
+		}
+		return tx.Put(stoppedKey(at, cluster, t.ID), nil)
+	}
+	return nil
+}
+
+// DeleteStoppedTask removes a reaped task: its record, spec and index
+// entries. indexKey is its key in the stopped index.
+func DeleteStoppedTask(tx store.Tx, indexKey string) error {
+	rest := strings.TrimPrefix(indexKey, StoppedTasksPrefix)
+	parts := strings.SplitN(rest, "/", 3)
+	if len(parts) != 3 {
+		return tx.Delete(indexKey)
+	}
+	cluster, id := parts[1], parts[2]
+	t, ok, err := Get[Task](tx, TaskKey(cluster, id))
+	if err != nil {
+		return err
+	}
+	if ok {
+		for _, k := range []string{TaskKey(cluster, id), TaskSpecKey(id)} {
+			if err := deleteIfPresent(tx, k); err != nil {
+				return err
+			}
+		}
+		if t.InstanceID != "" {
+			if err := deleteIfPresent(tx, InstanceTaskKey(t.InstanceID, id)); err != nil {
+				return err
+			}
+		}
+	}
+	return tx.Delete(indexKey)
+}
+
+func deleteIfPresent(tx store.Tx, key string) error {
+	if _, ok, err := tx.Get(key); err != nil || !ok {
+		return err
+	}
+	return tx.Delete(key)
+}

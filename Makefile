@@ -35,6 +35,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzParseAuthorization$$' -fuzztime $$((400000 * $(FUZZ_SCALE)))x ./internal/api/sigv4
 	$(GO) test -run '^$$' -fuzz '^FuzzParsePresigned$$' -fuzztime $$((400000 * $(FUZZ_SCALE)))x ./internal/api/sigv4
 	$(GO) test -run '^$$' -fuzz '^FuzzParseExpression$$' -fuzztime $$((300000 * $(FUZZ_SCALE)))x ./internal/scheduler
+	$(GO) test -run '^$$' -fuzz '^FuzzAgentProtocol$$' -fuzztime $$((30000 * $(FUZZ_SCALE)))x ./internal/api/agent
 
 ## generate: regenerate API types from ../shared/aws-models
 generate:

@@ -458,7 +458,11 @@ func planContainer(dt *agentapi.DesiredTask, env planEnv, p *plan, def ecstypes.
 			if pm.ContainerPort == nil {
 				continue
 			}
-			pb := runtime.PortBinding{ContainerPort: uint16(*pm.ContainerPort), Protocol: protocolOf(pm.Protocol)}
+			// Publish on IPv4 only, as ECS reports bindings (bindIP 0.0.0.0).
+			// With no host IP, Docker 20.10 publishes IPv4 and IPv6 apart and
+			// can give a dynamic port a different number on each, so the
+			// reported port could lead to another container.
+			pb := runtime.PortBinding{ContainerPort: uint16(*pm.ContainerPort), Protocol: protocolOf(pm.Protocol), HostIP: "0.0.0.0"}
 			if pm.HostPort != nil {
 				pb.HostPort = uint16(*pm.HostPort)
 			}

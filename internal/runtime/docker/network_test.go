@@ -36,7 +36,9 @@ func TestPortsAndAddress(t *testing.T) {
 	spec := h.spec("web", "serve", "-name", "dyn")
 	spec.Env = []string{"APP_COLOUR=blue"}
 	spec.PortBindings = []runtime.PortBinding{
-		{ContainerPort: 8080, Protocol: "tcp"},                      // dynamic host port
+		// A dynamic host port on IPv4: with no host IP, Docker 20.10 may give
+		// IPv4 and IPv6 different port numbers (both are then reported).
+		{ContainerPort: 8080, Protocol: "tcp", HostIP: "0.0.0.0"},
 		{ContainerPort: 8080, Protocol: "udp", HostIP: "127.0.0.1"}, // same number, other protocol
 	}
 	id := h.run(spec)

@@ -487,7 +487,6 @@ func planContainer(dt *agentapi.DesiredTask, env planEnv, p *plan, def ecstypes.
 	env2 := mergeEnv(def.Environment, []ecstypes.KeyValuePair{
 		{Name: "ECS_CONTAINER_METADATA_URI_V4", Value: "http://" + metadataAddr + "/v4/" + env.tokens[def.Name]},
 		{Name: "ECS_CONTAINER_METADATA_URI", Value: "http://" + metadataAddr + "/v3/" + env.tokens[def.Name]},
-		{Name: "ECS_AGENT_URI", Value: "http://" + metadataAddr + "/api/" + env.tokens[def.Name]},
 		{Name: "AWS_EXECUTION_ENV", Value: "AWS_ECS_EC2"},
 	})
 	for _, kv := range env2 {

@@ -69,7 +69,7 @@ func TestPlanContainerSpec(t *testing.T) {
 				env := envMap(s.Env)
 				if env["ECS_CONTAINER_METADATA_URI_V4"] != "http://berth-agent.internal:51679/v4/tok-app" ||
 					env["ECS_CONTAINER_METADATA_URI"] != "http://berth-agent.internal:51679/v3/tok-app" ||
-					env["ECS_AGENT_URI"] != "http://berth-agent.internal:51679/api/tok-app" ||
+					env["ECS_AGENT_URI"] != "" ||
 					env["AWS_EXECUTION_ENV"] != "AWS_ECS_EC2" {
 					t.Errorf("env = %v", env)
 				}
@@ -229,7 +229,7 @@ func TestPlanContainerSpec(t *testing.T) {
 				}
 			},
 			check: func(t *testing.T, s runtime.ContainerSpec, cp containerPlan) {
-				want := []runtime.PortBinding{{ContainerPort: 8080, Protocol: "tcp"}, {ContainerPort: 9090, Protocol: "udp"}, {ContainerPort: 80, Protocol: "tcp", HostPort: 8000}}
+				want := []runtime.PortBinding{{ContainerPort: 8080, Protocol: "tcp", HostIP: "0.0.0.0"}, {ContainerPort: 9090, Protocol: "udp", HostIP: "0.0.0.0"}, {ContainerPort: 80, Protocol: "tcp", HostPort: 8000, HostIP: "0.0.0.0"}}
 				if !slices.Equal(s.PortBindings, want) {
 					t.Errorf("ports = %+v", s.PortBindings)
 				}

@@ -106,6 +106,10 @@ func (a *Agent) registerLocked(ctx context.Context) error {
 			continue
 		case errors.Is(err, agentapi.ErrUnauthorized):
 			return fmt.Errorf("agent: register: %w", err)
+		case errors.Is(err, agentapi.ErrDeregistered):
+			// Deregistration is final, as in ECS: joining again as a new
+			// instance takes removing the agent's state directory.
+			return fmt.Errorf("%w (remove %s to register this host as a new instance): %v", ErrDeregistered, a.cfg.StateDir, err)
 		}
 		d := bo.Next()
 		a.log.Warn("registration failed", "err", err, "retry_in", d)
@@ -252,8 +256,9 @@ func (a *Agent) sweepOrphans(ctx context.Context, ds agentapi.DesiredState) {
 	}
 }
 
-// deregistered handles an INACTIVE instance: every task is stopped, the
-// final reports are sent (best effort), and the instance id is forgotten.
+// deregistered handles an INACTIVE instance: every task is stopped and the
+// final reports are sent (best effort). The instance id is kept, so a
+// restarted agent is refused rather than joining again as a new instance.
 func (a *Agent) deregistered(ctx context.Context) error {
 	a.log.Warn("instance deregistered; stopping every task")
 	a.apply(agentapi.DesiredState{})
@@ -269,7 +274,6 @@ func (a *Agent) deregistered(ctx context.Context) error {
 			a.log.Warn("final report failed", "err", err)
 		}
 	}
-	a.forgetInstance()
 	return ErrDeregistered
 }
 

@@ -120,8 +120,10 @@ func TestDeregistered(t *testing.T) {
 	if isRunning(rt, dt, "app") {
 		t.Errorf("task still runs")
 	}
-	if ta.InstanceID() != "" {
-		t.Errorf("instance id kept")
+	// The id is kept: deregistration is final, so a restarted agent is
+	// refused instead of joining again as a new instance.
+	if ta.InstanceID() == "" {
+		t.Errorf("instance id forgotten")
 	}
 }
 

@@ -31,6 +31,10 @@ var ErrUnauthorized = errors.New("agentapi: join token refused")
 // (it was deregistered or the store was reset): register afresh.
 var ErrUnknownInstance = errors.New("agentapi: unknown container instance")
 
+// ErrDeregistered means the instance was deregistered, which is final: the
+// agent must stop its tasks and not register again with that id.
+var ErrDeregistered = errors.New("agentapi: container instance deregistered")
+
 var defaultHTTP = &http.Client{Timeout: (MaxPollWait + 15) * time.Second}
 
 // Register registers the instance.
@@ -92,6 +96,8 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any) error
 		switch {
 		case resp.StatusCode == http.StatusUnauthorized:
 			return fmt.Errorf("%w: %s", ErrUnauthorized, e.Message)
+		case resp.StatusCode == http.StatusGone:
+			return fmt.Errorf("%w: %s", ErrDeregistered, e.Message)
 		case resp.StatusCode == http.StatusNotFound && e.Code == "UnknownInstance":
 			return fmt.Errorf("%w: %s", ErrUnknownInstance, e.Message)
 		}

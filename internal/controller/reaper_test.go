@@ -33,7 +33,7 @@ func TestReaperDeletesOnlyTasksStoppedLongAgo(t *testing.T) {
 			if err := tx.Put(state.InstanceTaskKey("i1", id), []byte("c")); err != nil {
 				return err
 			}
-			return state.PutTask(tx, "c", task, "RUNNING")
+			return state.PutTask(tx, "c", task, "RUNNING", now.Add(-stoppedAgo))
 		})
 		if err != nil {
 			t.Fatal(err)

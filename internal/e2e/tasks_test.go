@@ -1,6 +1,9 @@
 package e2e
 
 import (
+	"errors"
+	"fmt"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -245,9 +248,21 @@ func TestContainerInstanceAPIs(t *testing.T) {
 	if aws.ToString(dereg.ContainerInstance.Status) != "INACTIVE" {
 		t.Fatalf("deregistered status %s", aws.ToString(dereg.ContainerInstance.Status))
 	}
+	// Deregistration is final: the instance stays describable as INACTIVE,
+	// leaves the listing, and its agent cannot register it again.
 	desc := must[*ecs.DescribeContainerInstancesOutput](t)(c.DescribeContainerInstances(ctx(t), &ecs.DescribeContainerInstancesInput{Cluster: aws.String("ci"), ContainerInstances: []string{a2.id}}))
-	if len(desc.Failures) != 1 || aws.ToString(desc.Failures[0].Reason) != "MISSING" {
+	if len(desc.ContainerInstances) != 1 || aws.ToString(desc.ContainerInstances[0].Status) != "INACTIVE" || desc.ContainerInstances[0].AgentConnected {
 		t.Fatalf("describe deregistered: %+v", desc)
+	}
+	if l := must[*ecs.ListContainerInstancesOutput](t)(c.ListContainerInstances(ctx(t), &ecs.ListContainerInstancesInput{Cluster: aws.String("ci")})); len(l.ContainerInstanceArns) != 1 {
+		t.Fatalf("list after deregistration: %v", l.ContainerInstanceArns)
+	}
+	_, err = a2.client.Register(ctx(t), agentapi.RegisterRequest{Cluster: "ci", InstanceID: a2.id, CPU: 1024, MemoryMiB: 1024})
+	if !errors.Is(err, agentapi.ErrDeregistered) {
+		t.Fatalf("re-registering a deregistered instance: %v", err)
+	}
+	if d := must[*ecs.DescribeClustersOutput](t)(c.DescribeClusters(ctx(t), &ecs.DescribeClustersInput{Clusters: []string{"ci"}})); d.Clusters[0].RegisteredContainerInstancesCount != 1 {
+		t.Fatalf("cluster counts the deregistered instance: %d", d.Clusters[0].RegisteredContainerInstancesCount)
 	}
 	for _, task := range append(run.Tasks, st.Tasks...) {
 		if got := describeTask(t, c, "ci", aws.ToString(task.TaskArn)); aws.ToString(got.LastStatus) != "STOPPED" {
@@ -277,4 +292,91 @@ func TestStoppedTasksAreReaped(t *testing.T) {
 	if l := must[*ecs.ListTasksOutput](t)(c.ListTasks(ctx(t), &ecs.ListTasksInput{Cluster: aws.String("reap"), DesiredStatus: types.DesiredStatusStopped})); len(l.TaskArns) != 0 {
 		t.Fatalf("reaped task still listed: %v", l.TaskArns)
 	}
+}
+
+// TestTaskAndInstanceFidelity checks the details a reviewer measured against
+// ECS: id shapes, counts, remaining ports, PENDING listings, attributes on
+// re-registration, and failure reasons that StopTask must keep.
+func TestTaskAndInstanceFidelity(t *testing.T) {
+	b := startBerth(t)
+	c := b.ecsClient()
+	must[*ecs.CreateClusterOutput](t)(c.CreateCluster(ctx(t), &ecs.CreateClusterInput{ClusterName: aws.String("fid")}))
+	agent := startSimAgent(t, b, "fid", 2048, 2048, map[string]string{"zone": "a"})
+	td := web("fid-web")
+	td.ContainerDefinitions[0].PortMappings[0].HostPort = aws.Int32(8080)
+	must[*ecs.RegisterTaskDefinitionOutput](t)(c.RegisterTaskDefinition(ctx(t), td))
+	arn := aws.ToString(must[*ecs.RunTaskOutput](t)(c.RunTask(ctx(t), &ecs.RunTaskInput{Cluster: aws.String("fid"), TaskDefinition: aws.String("fid-web")})).Tasks[0].TaskArn)
+	task := func() types.Task { return describeTask(t, c, "fid", arn) }
+	eventually(t, "RUNNING", func() bool { return aws.ToString(task().LastStatus) == "RUNNING" })
+
+	uuid := regexp.MustCompile(`/[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$`)
+	if got := aws.ToString(task().Containers[0].ContainerArn); !uuid.MatchString(got) {
+		t.Fatalf("container ARN %q does not end in a UUID", got)
+	}
+	ci := must[*ecs.DescribeContainerInstancesOutput](t)(c.DescribeContainerInstances(ctx(t), &ecs.DescribeContainerInstancesInput{Cluster: aws.String("fid"), ContainerInstances: []string{agent.id}})).ContainerInstances[0]
+	if !regexp.MustCompile(`^i-[0-9a-f]{17}$`).MatchString(aws.ToString(ci.Ec2InstanceId)) {
+		t.Fatalf("ec2InstanceId %q", aws.ToString(ci.Ec2InstanceId))
+	}
+	var ports []string
+	for _, r := range ci.RemainingResources {
+		if aws.ToString(r.Name) == "PORTS" {
+			ports = r.StringSetValue
+		}
+	}
+	if !slicesContains(ports, "8080") || !slicesContains(ports, "22") {
+		t.Fatalf("remaining PORTS %v should list the reserved port and the task's", ports)
+	}
+	cl := must[*ecs.DescribeClustersOutput](t)(c.DescribeClusters(ctx(t), &ecs.DescribeClustersInput{Clusters: []string{"fid"}, Include: []types.ClusterField{types.ClusterFieldStatistics}})).Clusters[0]
+	if cl.RunningTasksCount != 1 || cl.PendingTasksCount != 0 || cl.RegisteredContainerInstancesCount != 1 {
+		t.Fatalf("cluster counts: running %d pending %d instances %d", cl.RunningTasksCount, cl.PendingTasksCount, cl.RegisteredContainerInstancesCount)
+	}
+	if l := must[*ecs.ListTasksOutput](t)(c.ListTasks(ctx(t), &ecs.ListTasksInput{Cluster: aws.String("fid"), DesiredStatus: types.DesiredStatusPending})); len(l.TaskArns) != 0 {
+		t.Fatalf("desiredStatus PENDING listed %v; ECS lists nothing", l.TaskArns)
+	}
+
+	// Re-registering replaces the agent's own attributes instead of piling
+	// them up; attributes set with PutAttributes stay.
+	must[*ecs.PutAttributesOutput](t)(c.PutAttributes(ctx(t), &ecs.PutAttributesInput{Cluster: aws.String("fid"), Attributes: []types.Attribute{{Name: aws.String("team"), Value: aws.String("x"), TargetId: aws.String(agent.arn(b, "fid"))}}}))
+	for _, zone := range []string{"b", "c"} {
+		if _, err := agent.client.Register(ctx(t), agentapi.RegisterRequest{Cluster: "fid", InstanceID: agent.id, CPU: 2048, MemoryMiB: 2048, Attributes: map[string]string{"zone": zone}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ci = must[*ecs.DescribeContainerInstancesOutput](t)(c.DescribeContainerInstances(ctx(t), &ecs.DescribeContainerInstancesInput{Cluster: aws.String("fid"), ContainerInstances: []string{agent.id}})).ContainerInstances[0]
+	var attrs []string
+	for _, a := range ci.Attributes {
+		attrs = append(attrs, aws.ToString(a.Name)+"="+aws.ToString(a.Value))
+	}
+	if fmt.Sprint(attrs) != "[zone=c team=x]" {
+		t.Fatalf("attributes after re-registering: %v", attrs)
+	}
+	if cpu, mem := remaining(ci); cpu != 2048 || mem != 2048-128 {
+		t.Fatalf("re-registration lost the task's reservation: cpu %d mem %d", cpu, mem)
+	}
+
+	// A task the agent reports failing is desired STOPPED at once, and a
+	// later StopTask keeps the agent's reason.
+	agent.mu.Lock()
+	agent.hold[arn] = true // the simulated agent stops answering for it
+	agent.mu.Unlock()
+	agent.report(agentapi.TaskReport{TaskArn: arn, Seq: 1 << 40, LastStatus: "STOPPING", StopCode: "EssentialContainerExited", StoppedReason: "Essential container in task exited"})
+	if got := task(); aws.ToString(got.DesiredStatus) != "STOPPED" {
+		t.Fatalf("desired status after the agent reported a failure: %s", aws.ToString(got.DesiredStatus))
+	}
+	if l := must[*ecs.ListTasksOutput](t)(c.ListTasks(ctx(t), &ecs.ListTasksInput{Cluster: aws.String("fid")})); len(l.TaskArns) != 0 {
+		t.Fatalf("a stopping task is still listed as desired RUNNING: %v", l.TaskArns)
+	}
+	must[*ecs.StopTaskOutput](t)(c.StopTask(ctx(t), &ecs.StopTaskInput{Cluster: aws.String("fid"), Task: aws.String(arn)}))
+	if got := task(); got.StopCode != types.TaskStopCodeEssentialContainerExited || aws.ToString(got.StoppedReason) != "Essential container in task exited" {
+		t.Fatalf("StopTask replaced the agent's reason: %s %q", got.StopCode, aws.ToString(got.StoppedReason))
+	}
+}
+
+func slicesContains(s []string, v string) bool {
+	for _, x := range s {
+		if x == v {
+			return true
+		}
+	}
+	return false
 }

@@ -29,15 +29,28 @@ type TaskDefinition struct {
 }
 
 // ContainerInstance is one stored container instance: the ECS shape (with
-// its tags) plus what placement needs in plain form.
+// its tags) plus what placement needs in plain form. The counters change in
+// the same transactions as the tasks they count, so placement and Describe
+// never decode an instance's tasks.
 type ContainerInstance struct {
 	ecstypes.ContainerInstance
 	// ID is the instance id (the last part of its ARN).
 	ID string `json:"berthId"`
 	// Cluster is the cluster name.
 	Cluster string `json:"berthCluster"`
-	// UsedPorts are the static host ports held by tasks ("tcp/80").
-	UsedPorts []string `json:"berthUsedPorts,omitempty"`
+	// Registered is what the agent offers.
+	Registered Resources `json:"berthRegistered"`
+	// Held is what the instance's live tasks hold.
+	Held Reservation `json:"berthHeld"`
+	// AgentAttributes names the attributes the agent registered (replaced
+	// wholesale at each registration); the rest were set with PutAttributes.
+	AgentAttributes []string `json:"berthAgentAttributes,omitempty"`
+	// LiveTasks counts tasks placed here that are not STOPPED.
+	LiveTasks int `json:"berthLiveTasks"`
+	// RunningTasks counts tasks whose lastStatus is RUNNING.
+	RunningTasks int `json:"berthRunningTasks"`
+	// Groups counts live tasks by task group.
+	Groups map[string]int `json:"berthGroups,omitempty"`
 }
 
 // Task is one stored task: the ECS shape, where it runs, and bookkeeping

@@ -18,6 +18,7 @@
 //	/ecs/taskspecs/<task id>                               TaskSpec (immutable, what the agent runs)
 //	/ecs/instance-tasks/<instance id>/<task id>            index: the task's cluster
 //	/ecs/stopped-tasks/<stopped at, unix ms>/<cluster>/<id> index: for the reaper
+//	/ecs/instance-desired/<instance id>                    touched when the instance's desired state changes
 //	/ecs/settings/<principal arn>\x00<setting name>        Setting
 package state
 
@@ -40,8 +41,10 @@ const (
 	TaskSpecsPrefix     = "/ecs/taskspecs/"
 	InstanceTasksPrefix = "/ecs/instance-tasks/"
 	StoppedTasksPrefix  = "/ecs/stopped-tasks/"
-	TasksPrefix         = "/ecs/tasks/"
-	SettingsPrefix      = "/ecs/settings/"
+	// InstanceDesiredPrefix keys change whenever an instance's desired state does.
+	InstanceDesiredPrefix = "/ecs/instance-desired/"
+	TasksPrefix           = "/ecs/tasks/"
+	SettingsPrefix        = "/ecs/settings/"
 )
 
 // sep separates the parts of a key whose first part is a name that may be a

@@ -21,19 +21,23 @@ func StoppedBefore(t time.Time) string {
 }
 
 // PutTask writes a task and, when it has just become STOPPED (prevStatus
-// was not), adds it to the stopped index.
-func PutTask(tx store.Tx, cluster string, t *Task, prevStatus string) error {
+// was not), adds it to the stopped index at now (the control plane's clock,
+// not the agent's).
+func PutTask(tx store.Tx, cluster string, t *Task, prevStatus string, now time.Time) error {
 	if err := Put(tx, TaskKey(cluster, t.ID), t); err != nil {
 		return err
 	}
 	if t.LastStatus == "STOPPED" && prevStatus != "STOPPED" {
-		at := time.Now()
-		if t.StoppedAt != nil {
-			at = t.StoppedAt.Time
-		}
-		return tx.Put(stoppedKey(at, cluster, t.ID), nil)
+		return tx.Put(stoppedKey(now, cluster, t.ID), nil)
 	}
 	return nil
+}
+
+// DesiredChanged marks that the desired state of an instance changed (a task
+// placed or to stop, the instance drained or deregistered). Agents' polls
+// wake on these keys only, not on every report.
+func DesiredChanged(tx store.Tx, instanceID string) error {
+	return tx.Put(InstanceDesiredPrefix+instanceID, nil)
 }
 
 // DeleteStoppedTask removes a reaped task: its record, spec and index

@@ -115,64 +115,42 @@ func (s *Server) touch(id string, delta int) {
 	s.mu.Unlock()
 }
 
-// Run watches the store and wakes the polls of instances whose tasks or
-// record changed, until ctx ends.
+// Run watches the store and wakes the polls of instances whose desired
+// state changed, until ctx ends.
 func (s *Server) Run(ctx context.Context) error {
-	rev := s.cfg.Store.Revision()
-	tasks, err := s.cfg.Store.Watch(ctx, state.TasksPrefix, rev+1)
-	if err != nil {
-		return err
+	for ctx.Err() == nil {
+		if err := s.watch(ctx); err != nil && ctx.Err() == nil {
+			// Fell behind or the watch broke: every poll re-reads the whole
+			// state, then watching resumes from the current revision.
+			s.log.Warn("desired-state watch restarted", "err", err)
+			s.waiters.resync(s.cfg.Store.Revision())
+		}
 	}
-	insts, err := s.cfg.Store.Watch(ctx, state.InstancesPrefix, rev+1)
+	return nil
+}
+
+func (s *Server) watch(ctx context.Context) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	rev := s.cfg.Store.Revision()
+	ch, err := s.cfg.Store.Watch(ctx, state.InstanceDesiredPrefix, rev+1)
 	if err != nil {
 		return err
 	}
 	s.mu.Lock()
-	s.started = rev
+	if s.started < 0 {
+		s.started = rev
+	}
 	s.mu.Unlock()
-	for {
-		var resp store.WatchResponse
-		var ok bool
-		select {
-		case <-ctx.Done():
-			return nil
-		case resp, ok = <-tasks:
-		case resp, ok = <-insts:
-		}
-		if !ok {
-			if ctx.Err() != nil {
-				return nil
-			}
-			return errors.New("agent server: store watch ended")
-		}
+	for resp := range ch {
 		if resp.Err != nil {
-			// Fell behind: wake everyone, they re-read the whole state.
-			s.log.Warn("watch restarted", "err", resp.Err)
-			s.waiters.notifyAll(s.cfg.Store.Revision())
-			return s.Run(ctx)
+			return resp.Err
 		}
 		for _, ev := range resp.Events {
-			if id := instanceOf(ev); id != "" {
-				s.waiters.notify(id, resp.Revision)
-			}
+			s.waiters.notify(strings.TrimPrefix(ev.KV.Key, state.InstanceDesiredPrefix), resp.Revision)
 		}
 	}
-}
-
-// instanceOf names the instance a changed key concerns.
-func instanceOf(ev store.Event) string {
-	if rest, ok := strings.CutPrefix(ev.KV.Key, state.InstancesPrefix); ok {
-		_, id, _ := strings.Cut(rest, "/")
-		return id
-	}
-	if ev.Type != store.EventPut {
-		return ""
-	}
-	var t struct {
-		InstanceID string `json:"berthInstanceId"`
-	}
-	_ = json.Unmarshal(ev.KV.Value, &t)
-	return t.InstanceID
+	return ctx.Err()
 }
 
 // waiters wakes the polls of one instance when its state changes.
@@ -180,23 +158,27 @@ type waiters struct {
 	mu   sync.Mutex
 	last map[string]int64
 	ch   map[string]chan struct{}
+	// floor is the revision of the last resync: a poll from before it is
+	// answered at once, whatever the instance.
+	floor int64
 }
 
 func (w *waiters) notify(id string, rev int64) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	w.last[id] = rev
+	w.last[id] = max(w.last[id], rev)
 	if c, ok := w.ch[id]; ok {
 		close(c)
 		delete(w.ch, id)
 	}
 }
 
-func (w *waiters) notifyAll(rev int64) {
+// resync wakes every poll and answers at once every poll from before rev.
+func (w *waiters) resync(rev int64) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	for id, c := range w.ch {
-		w.last[id] = rev
+	w.floor = max(w.floor, rev)
+	for _, c := range w.ch {
 		close(c)
 	}
 	clear(w.ch)
@@ -207,7 +189,7 @@ func (w *waiters) notifyAll(rev int64) {
 func (w *waiters) changedAfter(id string, rev int64) <-chan struct{} {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if w.last[id] > rev {
+	if w.last[id] > rev || rev < w.floor {
 		return nil
 	}
 	c, ok := w.ch[id]
@@ -313,20 +295,19 @@ func (s *Server) register(w http.ResponseWriter, r *http.Request) {
 			if err != nil {
 				return err
 			}
+			if ok && prev.Status == state.InstanceInactive {
+				return errDeregistered
+			}
 			if ok {
 				ci = prev
 			} else {
-				id = "" // unknown (deregistered): a new instance
+				id = "" // unknown (its store was reset): a new instance
 			}
 		}
 		if id == "" {
 			id = newID()
 		}
-		held, err := heldBy(tx, id)
-		if err != nil {
-			return err
-		}
-		state.RegisterInstance(ci, s.arns, req.Cluster, id, res, attrs, version, held, now)
+		state.RegisterInstance(ci, s.arns, req.Cluster, id, res, attrs, version, ci.Held, now)
 		if err := state.Put(tx, state.InstanceKey(req.Cluster, id), ci); err != nil {
 			return err
 		}
@@ -335,6 +316,10 @@ func (s *Server) register(w http.ResponseWriter, r *http.Request) {
 	})
 	if errors.Is(err, errdefs.ErrNotFound) {
 		writeErr(w, http.StatusNotFound, "ClusterNotFound", fmt.Sprintf("cluster %q does not exist: create it with aws ecs create-cluster", req.Cluster))
+		return
+	}
+	if errors.Is(err, errDeregistered) {
+		writeErr(w, http.StatusGone, "Deregistered", "container instance "+req.InstanceID+" was deregistered; deregistration is final: remove the agent's state directory to register this host as a new instance")
 		return
 	}
 	if err != nil {
@@ -347,19 +332,8 @@ func (s *Server) register(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, out)
 }
 
-// heldBy sums what the live tasks of an instance hold.
-func heldBy(tx store.ReadTx, instanceID string) (state.Reservation, error) {
-	var held state.Reservation
-	err := eachTask(tx, instanceID, func(t *state.Task) error {
-		if t.Reserved != nil {
-			held.CPU += t.Reserved.CPU
-			held.Memory += t.Reserved.Memory
-			held.Ports = append(held.Ports, t.Reserved.Ports...)
-		}
-		return nil
-	})
-	return held, err
-}
+// errDeregistered refuses to re-register an INACTIVE instance.
+var errDeregistered = errors.New("instance deregistered")
 
 // eachTask calls fn for every task indexed under an instance.
 func eachTask(tx store.ReadTx, instanceID string, fn func(*state.Task) error) error {
@@ -407,6 +381,15 @@ func (s *Server) desired(w http.ResponseWriter, r *http.Request, id string) {
 	after, _ := strconv.ParseInt(r.URL.Query().Get("after"), 10, 64)
 	wait, _ := strconv.Atoi(r.URL.Query().Get("wait"))
 	wait = min(max(wait, 0), agentapi.MaxPollWait)
+	var known bool
+	if err := s.cfg.Store.View(r.Context(), func(tx store.ReadTx) error {
+		_, ok, err := lookupInstance(tx, id)
+		known = ok
+		return err
+	}); err != nil || !known {
+		writeErr(w, http.StatusNotFound, "UnknownInstance", "container instance "+id+" is not registered")
+		return
+	}
 	s.touch(id, 1)
 	defer s.touch(id, -1)
 	s.mu.Lock()
@@ -437,6 +420,9 @@ func (s *Server) desired(w http.ResponseWriter, r *http.Request, id string) {
 		}
 		out.InstanceStatus = ci.Status
 		out.Tasks = []agentapi.DesiredTask{}
+		if ci.Status == state.InstanceInactive {
+			return nil // deregistered: the agent stops everything and exits
+		}
 		return eachTask(tx, id, func(t *state.Task) error {
 			if t.LastStatus == "STOPPED" {
 				return nil
@@ -485,23 +471,16 @@ func (s *Server) report(w http.ResponseWriter, r *http.Request, id string) {
 		if !ok {
 			return errdefs.ErrNotFound
 		}
-		instChanged := false
 		for _, tr := range rep.Tasks {
-			changed, released, err := s.applyTask(tx, ci, tr)
+			changed, err := s.applyTask(tx, ci, tr)
 			if err != nil {
 				return err
 			}
 			if changed {
 				applied++
 			}
-			if released != nil {
-				if err := ci.Hold(*released, -1); err != nil {
-					return err
-				}
-				instChanged = true
-			}
 		}
-		if instChanged {
+		if applied > 0 {
 			return state.Put(tx, state.InstanceKey(ci.Cluster, ci.ID), ci)
 		}
 		return nil
@@ -518,18 +497,18 @@ func (s *Server) report(w http.ResponseWriter, r *http.Request, id string) {
 	writeJSON(w, http.StatusOK, agentapi.ReportResponse{Applied: applied})
 }
 
-// applyTask applies one task report. It returns whether the task changed
-// and, when the task has just stopped, the reservation to give back.
-func (s *Server) applyTask(tx store.Tx, ci *state.ContainerInstance, tr agentapi.TaskReport) (bool, *state.Reservation, error) {
+// applyTask applies one task report to the task and to its instance's
+// counters. It returns whether the task changed.
+func (s *Server) applyTask(tx store.Tx, ci *state.ContainerInstance, tr agentapi.TaskReport) (bool, error) {
 	typ, rest, ok := s.arns.Resource(tr.TaskArn)
 	cluster, taskID, ok2 := strings.Cut(rest, "/")
 	if !ok || !ok2 || typ != "task" {
-		return false, nil, nil
+		return false, nil
 	}
 	key := state.TaskKey(cluster, taskID)
 	t, ok, err := state.Get[state.Task](tx, key)
 	if err != nil || !ok || t.InstanceID != ci.ID || tr.Seq <= t.ReportSeq || t.LastStatus == "STOPPED" {
-		return false, nil, err
+		return false, err
 	}
 	prev := t.LastStatus
 	t.ReportSeq = tr.Seq
@@ -578,22 +557,27 @@ func (s *Server) applyTask(tx store.Tx, ci *state.ContainerInstance, tr agentapi
 			}
 		}
 	}
+	// A task the agent is stopping on its own (essential exit, failed start)
+	// is desired STOPPED from then on, as in ECS: it leaves the RUNNING
+	// listings at once, and a later StopTask keeps the agent's reason.
+	if t.DesiredStatus != "STOPPED" && (tr.StopCode != "" || pastRunning[t.LastStatus]) {
+		t.DesiredStatus = "STOPPED"
+		t.DesiredVersion++
+	}
+	if t.LastStatus == "STOPPED" && t.StoppedAt == nil {
+		t.StoppedAt = awsmodel.NewTime(s.cfg.Now())
+	}
 	var released *state.Reservation
 	if t.LastStatus == "STOPPED" {
-		// A task the agent stopped on its own (essential exit, failed start)
-		// is desired STOPPED from now on, as in ECS.
-		if t.DesiredStatus != "STOPPED" {
-			t.DesiredStatus = "STOPPED"
-			t.DesiredVersion++
-		}
-		if t.StoppedAt == nil {
-			t.StoppedAt = awsmodel.NewTime(s.cfg.Now())
-		}
 		released, t.Reserved = t.Reserved, nil
 	}
+	ci.TaskMoved(t.Group, prev, t.LastStatus, released)
 	t.Task.Version++ // ECS counts every observable change
-	return true, released, state.PutTask(tx, cluster, t, prev)
+	return true, state.PutTask(tx, cluster, t, prev, s.cfg.Now())
 }
+
+// pastRunning are the statuses of a task on its way to STOPPED.
+var pastRunning = map[string]bool{"DEACTIVATING": true, "STOPPING": true, "DEPROVISIONING": true, "STOPPED": true}
 
 func setTime(dst **awsmodel.Time, src *awsmodel.Time) {
 	if src != nil {

@@ -334,24 +334,21 @@ func countCluster(tx store.ReadTx, cluster string) (clusterCounts, error) {
 		runningByLaunch: map[string]int{}, pendingByLaunch: map[string]int{},
 		activeByLaunch: map[string]int{}, drainingByLaunch: map[string]int{},
 	}
-	var err error
-	if c.instances, err = tx.Count(state.InstancesClusterPrefix(cluster)); err != nil {
-		return c, err
-	}
-	err = eachUnder(tx, state.TasksClusterPrefix(cluster), func(t *taskSummary) {
-		lt := launchOrEC2(t.LaunchType)
-		switch {
-		case t.LastStatus == "RUNNING":
-			c.running++
-			c.runningByLaunch[lt]++
-		case t.LastStatus != "STOPPED" && t.DesiredStatus != "STOPPED":
-			c.pending++
-			c.pendingByLaunch[lt]++
+	// Task counts come from the instances' counters (every task runs on an
+	// instance, with the EC2 launch type), so this costs the number of
+	// instances, not of tasks.
+	err := eachUnder(tx, state.InstancesClusterPrefix(cluster), func(ci *state.ContainerInstance) {
+		if ci.Status == state.InstanceInactive {
+			return
 		}
+		c.instances++
+		c.running += ci.RunningTasks
+		c.pending += ci.LiveTasks - ci.RunningTasks
 	})
 	if err != nil {
 		return c, err
 	}
+	c.runningByLaunch["EC2"], c.pendingByLaunch["EC2"] = c.running, c.pending
 	err = eachUnder(tx, state.ServicesClusterPrefix(cluster), func(sv *serviceSummary) {
 		lt := launchOrEC2(sv.LaunchType)
 		switch sv.Status {

@@ -69,25 +69,14 @@ func (s *Service) RegisterContainerInstance(ctx context.Context, in *ecstypes.Re
 			if err != nil {
 				return err
 			}
-			if !ok {
+			if !ok || prev.Status == state.InstanceInactive {
 				return invalidParam("Container instance %s is not registered.", in.ContainerInstanceArn)
 			}
 			ci, id = prev, iid
 		} else {
 			id = newInstanceID()
 		}
-		held := state.Reservation{}
-		if err := s.eachInstanceTask(tx, id, func(t *state.Task) error {
-			if t.Reserved != nil {
-				held.CPU += t.Reserved.CPU
-				held.Memory += t.Reserved.Memory
-				held.Ports = append(held.Ports, t.Reserved.Ports...)
-			}
-			return nil
-		}); err != nil {
-			return err
-		}
-		state.RegisterInstance(ci, s.arns, cl.ClusterName, id, res, in.Attributes, version, held, s.now())
+		state.RegisterInstance(ci, s.arns, cl.ClusterName, id, res, in.Attributes, version, ci.Held, s.now())
 		if len(in.Tags) > 0 {
 			ci.Tags = dedupeTags(in.Tags)
 		}
@@ -164,20 +153,9 @@ func (s *Service) instanceView(ctx context.Context, ci *state.ContainerInstance,
 // agent connectivity.
 func (s *Service) instanceViewTx(tx store.ReadTx, ci *state.ContainerInstance, withTags bool) (*ecstypes.ContainerInstance, error) {
 	v := ci.ContainerInstance
-	v.RunningTasksCount, v.PendingTasksCount = 0, 0
-	err := s.eachInstanceTask(tx, ci.ID, func(t *state.Task) error {
-		switch {
-		case t.LastStatus == "RUNNING":
-			v.RunningTasksCount++
-		case t.LastStatus != "STOPPED" && t.DesiredStatus != "STOPPED":
-			v.PendingTasksCount++
-		}
-		return nil
-	})
-	if err != nil {
-		return nil, err
-	}
-	v.AgentConnected = s.connected(ci.ID)
+	v.RunningTasksCount = int32(ci.RunningTasks)
+	v.PendingTasksCount = int32(ci.LiveTasks - ci.RunningTasks)
+	v.AgentConnected = ci.Status != state.InstanceInactive && s.connected(ci.ID)
 	if !withTags {
 		v.Tags = nil
 	}
@@ -240,7 +218,7 @@ func (s *Service) ListContainerInstances(ctx context.Context, in *ecstypes.ListC
 			if err != nil {
 				return false, err
 			}
-			if in.Status != "" && ci.Status != string(in.Status) {
+			if ci.Status == state.InstanceInactive || (in.Status != "" && ci.Status != string(in.Status)) {
 				return false, nil
 			}
 			if match != nil {
@@ -278,7 +256,7 @@ func (s *Service) UpdateContainerInstancesState(ctx context.Context, in *ecstype
 			if err != nil {
 				return err
 			}
-			if !ok {
+			if !ok || ci.Status == state.InstanceInactive {
 				out.Failures = append(out.Failures, ecstypes.Failure{Arn: s.missingInstanceARN(cl.ClusterName, ref), Reason: "MISSING"})
 				continue
 			}
@@ -286,6 +264,9 @@ func (s *Service) UpdateContainerInstancesState(ctx context.Context, in *ecstype
 				ci.Status = string(in.Status)
 				ci.Version++
 				if err := state.Put(tx, state.InstanceKey(cl.ClusterName, ci.ID), ci); err != nil {
+					return err
+				}
+				if err := state.DesiredChanged(tx, ci.ID); err != nil {
 					return err
 				}
 			}
@@ -306,9 +287,10 @@ func (s *Service) UpdateContainerInstancesState(ctx context.Context, in *ecstype
 	return out, nil
 }
 
-// DeregisterContainerInstance removes an instance from its cluster. An
-// instance with live tasks needs force; its tasks are then recorded as
-// stopped (the agent, no longer registered, removes their containers).
+// DeregisterContainerInstance takes an instance out of its cluster for
+// good: it stays describable as INACTIVE, its agent is told to stop
+// everything, and it cannot register again. An instance with live tasks
+// needs force; its tasks are then recorded as stopped.
 func (s *Service) DeregisterContainerInstance(ctx context.Context, in *ecstypes.DeregisterContainerInstanceRequest) (*ecstypes.DeregisterContainerInstanceResponse, error) {
 	var gone *state.ContainerInstance
 	now := s.now()
@@ -321,7 +303,7 @@ func (s *Service) DeregisterContainerInstance(ctx context.Context, in *ecstypes.
 		if err != nil {
 			return err
 		}
-		if !ok {
+		if !ok || ci.Status == state.InstanceInactive {
 			return invalidParam("The referenced container instance %s does not exist in cluster %s.", in.ContainerInstance, cl.ClusterName)
 		}
 		var live []*state.Task
@@ -337,18 +319,24 @@ func (s *Service) DeregisterContainerInstance(ctx context.Context, in *ecstypes.
 			return invalidParam("The container instance has %d tasks that are not stopped. Stop them first or deregister with force.", len(live))
 		}
 		for _, t := range live {
-			prev := t.LastStatus
-			markStopped(t, "TaskFailedToStart", "Container instance deregistered", now)
-			if err := state.PutTask(tx, cl.ClusterName, t, prev); err != nil {
+			prev, code := t.LastStatus, "UserInitiated"
+			if t.StartedAt == nil {
+				code = "TaskFailedToStart"
+			}
+			released := t.Reserved
+			markStopped(t, code, "Container instance deregistered", now)
+			ci.TaskMoved(t.Group, prev, taskStopped, released)
+			if err := state.PutTask(tx, cl.ClusterName, t, prev, now); err != nil {
 				return err
 			}
 		}
 		ci.Status = state.InstanceInactive
+		ci.Version++
 		gone = ci
-		if err := tx.Delete(state.InstanceKey(cl.ClusterName, ci.ID)); err != nil {
+		if err := state.Put(tx, state.InstanceKey(cl.ClusterName, ci.ID), ci); err != nil {
 			return err
 		}
-		return tx.Delete(state.InstanceIDKey(ci.ID))
+		return state.DesiredChanged(tx, ci.ID)
 	})
 	if err != nil {
 		return nil, err

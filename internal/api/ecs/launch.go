@@ -259,7 +259,7 @@ func (s *Service) placementSnapshot(tx store.ReadTx, cluster string) ([]schedule
 		if err != nil {
 			return nil, err
 		}
-		inst, err := s.schedInstance(tx, ci)
+		inst, err := s.schedInstance(ci)
 		if err != nil {
 			return nil, err
 		}
@@ -270,7 +270,7 @@ func (s *Service) placementSnapshot(tx store.ReadTx, cluster string) ([]schedule
 
 // schedInstance is one instance as the scheduler (and the cluster query
 // language) sees it.
-func (s *Service) schedInstance(tx store.ReadTx, ci *state.ContainerInstance) (scheduler.Instance, error) {
+func (s *Service) schedInstance(ci *state.ContainerInstance) (scheduler.Instance, error) {
 	cpu, mem := ci.Remaining()
 	inst := scheduler.Instance{
 		ID: ci.ID, ARN: ci.ContainerInstanceArn, EC2InstanceID: ci.Ec2InstanceId, Status: ci.Status,
@@ -286,29 +286,24 @@ func (s *Service) schedInstance(tx store.ReadTx, ci *state.ContainerInstance) (s
 	for _, a := range ci.Attributes {
 		inst.Attributes[a.Name] = a.Value
 	}
-	for _, r := range ci.RegisteredResources {
-		proto := map[string]string{"PORTS": "tcp", "PORTS_UDP": "udp"}[r.Name]
-		for _, p := range r.StringSetValue {
-			if n, err := strconv.Atoi(p); err == nil && proto != "" {
-				inst.UsedPorts = append(inst.UsedPorts, scheduler.Port{Number: n, Protocol: proto})
-			}
-		}
+	for _, p := range ci.Registered.ReservedTCP {
+		inst.UsedPorts = append(inst.UsedPorts, scheduler.Port{Number: p, Protocol: "tcp"})
 	}
-	for _, p := range ci.UsedPorts {
+	for _, p := range ci.Registered.ReservedUDP {
+		inst.UsedPorts = append(inst.UsedPorts, scheduler.Port{Number: p, Protocol: "udp"})
+	}
+	for _, p := range ci.Held.Ports {
 		if port, err := scheduler.ParsePort(p); err == nil {
 			inst.UsedPorts = append(inst.UsedPorts, port)
 		}
 	}
-	err := s.eachInstanceTask(tx, ci.ID, func(t *state.Task) error {
-		if t.LastStatus == taskRunning {
-			inst.RunningTasksCount++
+	inst.RunningTasksCount = ci.RunningTasks
+	for group, n := range ci.Groups {
+		for range n {
+			inst.Tasks = append(inst.Tasks, scheduler.PlacedTask{Group: group})
 		}
-		if t.LastStatus != taskStopped && t.DesiredStatus != taskStopped {
-			inst.Tasks = append(inst.Tasks, scheduler.PlacedTask{Group: t.Group})
-		}
-		return nil
-	})
-	return inst, err
+	}
+	return inst, nil
 }
 
 // instanceFilter compiles a ListContainerInstances filter.
@@ -321,7 +316,7 @@ func (s *Service) instanceFilter(filter string) (func(store.ReadTx, *state.Conta
 		return nil, invalidParam("%s", err.Error())
 	}
 	return func(tx store.ReadTx, ci *state.ContainerInstance) (bool, error) {
-		inst, err := s.schedInstance(tx, ci)
+		inst, err := s.schedInstance(ci)
 		if err != nil {
 			return false, err
 		}
@@ -359,7 +354,7 @@ func (s *Service) createTask(tx store.Tx, cluster, id string, td *state.TaskDefi
 	for _, p := range need.Ports {
 		hold.Ports = append(hold.Ports, p.Protocol+"/"+strconv.Itoa(p.Number))
 	}
-	if err := ci.Hold(hold, 1); err != nil {
+	if err := ci.Place(hold, need.Group); err != nil {
 		return nil, err
 	}
 	t := &state.Task{ID: id, InstanceID: instanceID, DesiredVersion: 1, Reserved: &hold}
@@ -391,7 +386,7 @@ func (s *Service) createTask(tx store.Tx, cluster, id string, td *state.TaskDefi
 	t.Tags = tags
 	for _, c := range def.ContainerDefinitions {
 		tc := ecstypes.Container{
-			ContainerArn: s.arns.Container(cluster, id, newTaskID()),
+			ContainerArn: s.arns.Container(cluster, id, newUUID()),
 			TaskArn:      arn,
 			Name:         c.Name,
 			Image:        c.Image,
@@ -415,6 +410,9 @@ func (s *Service) createTask(tx store.Tx, cluster, id string, td *state.TaskDefi
 		return nil, err
 	}
 	if err := tx.Put(state.InstanceTaskKey(instanceID, id), []byte(cluster)); err != nil {
+		return nil, err
+	}
+	if err := state.DesiredChanged(tx, instanceID); err != nil {
 		return nil, err
 	}
 	return t, state.Put(tx, state.InstanceKey(cluster, instanceID), ci)

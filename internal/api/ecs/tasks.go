@@ -118,10 +118,16 @@ func (s *Service) StopTask(ctx context.Context, in *ecstypes.StopTaskRequest) (*
 		t.DesiredStatus = taskStopped
 		t.DesiredVersion++
 		t.Task.Version++
-		t.StopCode = ecstypes.TaskStopCodeUserInitiated
-		t.StoppedReason = reason
+		// A reason the agent already reported (a failed start, an exit) stays.
+		if t.StopCode == "" {
+			t.StopCode = ecstypes.TaskStopCodeUserInitiated
+			t.StoppedReason = reason
+		}
 		t.StoppingAt = awsmodel.NewTime(s.now())
-		return state.Put(tx, state.TaskKey(cl.ClusterName, id), t)
+		if err := state.Put(tx, state.TaskKey(cl.ClusterName, id), t); err != nil {
+			return err
+		}
+		return state.DesiredChanged(tx, t.InstanceID)
 	})
 	if err != nil {
 		return nil, err
@@ -131,6 +137,7 @@ func (s *Service) StopTask(ctx context.Context, in *ecstypes.StopTaskRequest) (*
 }
 
 // markStopped records a task as stopped without its agent (instance gone).
+// The caller updates the instance's counters.
 func markStopped(t *state.Task, code, reason string, now time.Time) {
 	t.LastStatus, t.DesiredStatus = taskStopped, taskStopped
 	if code != "" && t.StopCode == "" {
@@ -235,6 +242,11 @@ func (s *Service) ListTasks(ctx context.Context, in *ecstypes.ListTasksRequest) 
 		desired = taskRunning
 	}
 	out := &ecstypes.ListTasksResponse{}
+	if desired == "PENDING" {
+		// "Although you can filter results based on a desired status of
+		// PENDING, this doesn't return any results." (the ECS API reference)
+		return out, nil
+	}
 	err = s.store.View(ctx, func(tx store.ReadTx) error {
 		cl, err := s.activeCluster(tx, in.Cluster)
 		if err != nil {
@@ -251,15 +263,24 @@ func (s *Service) ListTasks(ctx context.Context, in *ecstypes.ListTasksRequest) 
 			}
 			instanceID = ci.ID
 		}
-		out.NextToken, err = scan(tx, state.TasksClusterPrefix(cl.ClusterName), p, func(kv store.KV) (bool, error) {
-			t, err := state.Decode[state.Task](kv)
-			if err != nil {
+		// With a container instance, walk that instance's index; else the
+		// cluster's tasks.
+		prefix, load := state.TasksClusterPrefix(cl.ClusterName), func(kv store.KV) (*state.Task, error) { return state.Decode[state.Task](kv) }
+		if instanceID != "" {
+			prefix = state.InstanceTasksKeyPrefix(instanceID)
+			load = func(kv store.KV) (*state.Task, error) {
+				t, _, err := state.Get[state.Task](tx, state.TaskKey(cl.ClusterName, strings.TrimPrefix(kv.Key, prefix)))
+				return t, err
+			}
+		}
+		out.NextToken, err = scan(tx, prefix, p, func(kv store.KV) (bool, error) {
+			t, err := load(kv)
+			if err != nil || t == nil {
 				return false, err
 			}
 			switch {
 			case desired == taskRunning && t.DesiredStatus == taskStopped,
 				desired == taskStopped && t.DesiredStatus != taskStopped,
-				desired == "PENDING" && (t.DesiredStatus != taskRunning || t.LastStatus == taskRunning),
 				instanceID != "" && t.InstanceID != instanceID,
 				in.StartedBy != "" && t.StartedBy != in.StartedBy,
 				in.Family != "" && !strings.HasPrefix(t.TaskDefinitionArn, s.arns.TaskDefinitionFamily(in.Family)),
@@ -280,6 +301,16 @@ func newTaskID() string {
 	var b [16]byte
 	_, _ = rand.Read(b[:])
 	return hex.EncodeToString(b[:])
+}
+
+// newUUID is a random UUID (version 4), the form of ECS container ids.
+func newUUID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	h := hex.EncodeToString(b[:])
+	return h[:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:]
 }
 
 func newSeed() uint64 {

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/netip"
 	"strings"
@@ -102,23 +103,12 @@ func TestPortsAndAddress(t *testing.T) {
 
 func TestFixedHostPort(t *testing.T) {
 	h := newHarness(t)
-	// Let the engine choose a free port once, then ask for it explicitly.
-	probe := h.spec("probe", "sleep")
-	probe.PortBindings = []runtime.PortBinding{{ContainerPort: 8080, Protocol: "tcp"}}
-	probeID := h.run(probe)
-	st, err := h.rt.Inspect(h.ctx, probeID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := st.Ports[0].HostPort
-	if err := h.rt.Remove(h.ctx, probeID); err != nil {
-		t.Fatal(err)
-	}
+	port := freeFixedPort(t)
 
 	spec := h.spec("web", "serve")
 	spec.PortBindings = []runtime.PortBinding{{ContainerPort: 8080, Protocol: "tcp", HostPort: port}}
 	id := h.run(spec)
-	st, err = h.rt.Inspect(h.ctx, id)
+	st, err := h.rt.Inspect(h.ctx, id)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -182,4 +172,21 @@ func TestHostAndNoneNetworks(t *testing.T) {
 			t.Errorf("none: addresses %q, want none", out)
 		}
 	}
+}
+
+// freeFixedPort finds a free TCP port below the kernel's ephemeral range
+// (where the engine picks dynamic ports), so that no concurrently created
+// container can take it between the check and the test's bind.
+func freeFixedPort(t *testing.T) uint16 {
+	t.Helper()
+	start := 20000 + int(time.Now().UnixNano()%5000)
+	for p := start; p < start+5000; p++ {
+		ln, err := net.Listen("tcp4", fmt.Sprintf("0.0.0.0:%d", p))
+		if err == nil {
+			ln.Close()
+			return uint16(p)
+		}
+	}
+	t.Fatal("no free port in 20000-29999")
+	return 0
 }

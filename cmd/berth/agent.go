@@ -32,7 +32,7 @@ func (a attrFlags) Set(v string) error {
 }
 
 type agentFlags struct {
-	server, token, cluster, stateDir, metadataListen, logLevel, logFormat string
+	server, token, tokenFile, cluster, stateDir, metadataListen, logLevel, logFormat string
 	attrs                                                                 attrFlags
 	reservedMemory                                                        int
 }
@@ -42,7 +42,8 @@ func newAgentFlags(stderr io.Writer) (*flag.FlagSet, *agentFlags) {
 	fs := flag.NewFlagSet("berth agent", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.StringVar(&f.server, "server", os.Getenv("BERTH_SERVER"), "control plane endpoint, e.g. http://10.0.0.1:4566 (also BERTH_SERVER)")
-	fs.StringVar(&f.token, "join-token", "", "the join token `berth server` printed (also BERTH_JOIN_TOKEN)")
+	fs.StringVar(&f.token, "join-token", "", "the join token (prefer --join-token-file or BERTH_JOIN_TOKEN: a command line is visible to every user of the host)")
+	fs.StringVar(&f.tokenFile, "join-token-file", "", "file holding the join token, e.g. a copy of the control plane's <data-dir>/join-token")
 	fs.StringVar(&f.cluster, "cluster", "default", "cluster to join; the default cluster is created if missing")
 	fs.StringVar(&f.stateDir, "state-dir", filepath.Join(defaultDataDir(), "agent"), "directory for the agent's identity and task state")
 	fs.StringVar(&f.metadataListen, "metadata-listen", agent.DefaultMetadataListen, "address of the task metadata endpoint (v4) containers call")
@@ -51,7 +52,7 @@ func newAgentFlags(stderr io.Writer) (*flag.FlagSet, *agentFlags) {
 	fs.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	fs.StringVar(&f.logFormat, "log-format", "json", "log format: text or json")
 	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "Usage: berth agent --server URL --join-token TOKEN [flags]\n\nRun tasks on this host's Docker Engine for a Berth control plane.\n\nFlags:\n")
+		fmt.Fprintf(fs.Output(), "Usage: berth agent --server URL --join-token-file FILE [flags]\n\nRun tasks on this host's Docker Engine for a Berth control plane.\n\nFlags:\n")
 		fs.PrintDefaults()
 	}
 	return fs, f
@@ -65,11 +66,19 @@ func runAgent(args []string, stderr io.Writer) int {
 		}
 		return 2
 	}
+	if f.token == "" && f.tokenFile != "" {
+		buf, err := os.ReadFile(f.tokenFile)
+		if err != nil {
+			fmt.Fprintf(stderr, "berth agent: reading the join token: %v\n", err)
+			return 2
+		}
+		f.token = strings.TrimSpace(string(buf))
+	}
 	if f.token == "" {
 		f.token = os.Getenv("BERTH_JOIN_TOKEN")
 	}
 	if f.server == "" || f.token == "" {
-		fmt.Fprintln(stderr, "berth agent: --server and --join-token (or BERTH_SERVER and BERTH_JOIN_TOKEN) are required")
+		fmt.Fprintln(stderr, "berth agent: --server and a join token (--join-token-file, or BERTH_SERVER and BERTH_JOIN_TOKEN) are required")
 		return 2
 	}
 	log, err := newLogger(f.logLevel, f.logFormat, stderr)

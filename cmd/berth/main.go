@@ -41,7 +41,7 @@ Commands:
   server    Run the control plane only, for a multi-host installation. Logs
             in JSON by default.
   agent     Run tasks on this host's Docker Engine for a control plane
-            (berth agent --server URL --join-token TOKEN).
+            (berth agent --server URL --join-token-file FILE).
   version   Print the version.
   help      Print this help, or 'berth help <command>' for a command's flags.
 
@@ -235,7 +235,7 @@ func printBanner(w io.Writer, cp *controlplane.ControlPlane, took time.Duration,
 		b.WriteString(" - new admin key created")
 	}
 	fmt.Fprintf(&b, "\n  Local agent:  %s", agentNote)
-	fmt.Fprintf(&b, "\n  More hosts:   berth agent --server %s --join-token \"$(cat %s)\"", cp.Endpoint(), filepath.Join(cp.DataDir(), "join-token"))
+	fmt.Fprintf(&b, "\n  More hosts:   copy %s to the host, then: berth agent --server %s --join-token-file join-token", filepath.Join(cp.DataDir(), "join-token"), cp.Endpoint())
 	fmt.Fprintf(&b, "\n\nPoint the AWS CLI at it:\n\n")
 	fmt.Fprintf(&b, "  source %s\n", cp.EnvFile)
 	fmt.Fprintf(&b, "  aws ecs create-cluster --endpoint-url %s\n", cp.Endpoint())

@@ -169,7 +169,7 @@ func buildPlan(dt *agentapi.DesiredTask, env planEnv) (*plan, error) {
 			mem = o.Memory
 		}
 	}
-	p.cpuUnits, p.memoryMiB = parseCPU(cpu), parseMemory(mem)
+	p.cpuUnits, p.memoryMiB = atoi(cpu), atoi(mem)
 
 	vols := map[string]*volumePlan{}
 	for _, v := range td.Volumes {
@@ -593,31 +593,10 @@ func startOrder(cs []containerPlan) ([]int, error) {
 	return order, nil
 }
 
-// parseCPU reads a task-level cpu: units ("256") or vCPUs ("1 vCPU").
-func parseCPU(s string) int {
-	s = strings.TrimSpace(strings.ToLower(s))
-	if v, ok := strings.CutSuffix(s, "vcpu"); ok {
-		f, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
-		if err != nil {
-			return 0
-		}
-		return int(f * 1024)
-	}
-	n, _ := strconv.Atoi(s)
-	return n
-}
-
-// parseMemory reads a task-level memory: MiB ("512") or GB ("1 GB").
-func parseMemory(s string) int {
-	s = strings.TrimSpace(strings.ToLower(s))
-	if v, ok := strings.CutSuffix(s, "gb"); ok {
-		f, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
-		if err != nil {
-			return 0
-		}
-		return int(f * 1024)
-	}
-	n, _ := strconv.Atoi(s)
+// atoi reads a task-level cpu or memory, which the control plane stores as
+// whole CPU units and MiB ("1 vCPU" is registered as "1024"); "" is 0.
+func atoi(s string) int {
+	n, _ := strconv.Atoi(strings.TrimSpace(s))
 	return n
 }
 

@@ -321,7 +321,8 @@ func TestPlanTaskLimits(t *testing.T) {
 		wantCPU, mib int
 	}{
 		{"256", "512", nil, 256, 512},
-		{"1 vCPU", "2 GB", nil, 1024, 2048},
+		// The control plane stores "1 vCPU" and "2 GB" as "1024" and "2048".
+		{"1024", "2048", nil, 1024, 2048},
 		{"256", "512", &ecstypes.TaskOverride{Cpu: "1024", Memory: "4096"}, 1024, 4096},
 		{"", "", nil, 0, 0},
 	} {

@@ -3,7 +3,6 @@ package e2e
 import (
 	"context"
 	"errors"
-	"net/http"
 	"os"
 	"path/filepath"
 	"testing"
@@ -14,6 +13,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ecs"
 
 	"github.com/berthdev/berth/internal/controlplane"
+	"github.com/berthdev/berth/internal/testcluster"
 )
 
 func TestMain(m *testing.M) {
@@ -58,23 +58,7 @@ func startBerth(t testing.TB, mutate ...func(*controlplane.Config)) *berth {
 }
 
 // waitHealthy polls the health endpoint until it answers 200.
-func waitHealthy(t testing.TB, endpoint string) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		resp, err := http.Get(endpoint + "/_berth/health")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("berth at %s did not become healthy: %v", endpoint, err)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
+func waitHealthy(t testing.TB, endpoint string) { testcluster.WaitHealthy(t, endpoint) }
 
 // awsConfig is an SDK configuration signed with the given key.
 func awsConfig(endpoint, id, secret, token string) aws.Config {

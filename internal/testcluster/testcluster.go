@@ -55,7 +55,7 @@ func (c *Cluster) startControlPlane(listen string) {
 	ctx, cancel := context.WithCancel(context.Background())
 	c.CP, c.cancel, c.done = cp, cancel, make(chan error, 1)
 	go func() { c.done <- cp.Serve(ctx) }()
-	waitHealthy(c.t, cp.Endpoint())
+	WaitHealthy(c.t, cp.Endpoint())
 }
 
 // RestartControlPlane stops the control plane and starts it again on the
@@ -176,7 +176,8 @@ func (a *Agent) InstanceARN() string {
 // StateDir is the agent's state directory.
 func (a *Agent) StateDir() string { return filepath.Clean(a.cfg.StateDir) }
 
-func waitHealthy(t testing.TB, endpoint string) {
+// WaitHealthy polls a control plane's health endpoint until it answers 200.
+func WaitHealthy(t testing.TB, endpoint string) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for {

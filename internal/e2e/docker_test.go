@@ -472,3 +472,58 @@ func TestAWSCLIRunsTasks(t *testing.T) {
 		t.Fatalf("stopped through the CLI: %v", d)
 	}
 }
+
+// TestDockerVolumesAndStopTimeout: containers share a task-scoped volume
+// (one writes, one reads after it completes), and a container that ignores
+// SIGTERM is killed after its stopTimeout.
+func TestDockerVolumesAndStopTimeout(t *testing.T) {
+	cl, _, rt, image := dockerCluster(t)
+	c := cl.ECS()
+	must[*ecs.RegisterTaskDefinitionOutput](t)(c.RegisterTaskDefinition(ctx(t), &ecs.RegisterTaskDefinitionInput{
+		Family:  aws.String("shared"),
+		Volumes: []types.Volume{{Name: aws.String("scratch")}},
+		ContainerDefinitions: []types.ContainerDefinition{
+			{
+				Name: aws.String("writer"), Image: aws.String(image), Memory: aws.Int32(32), Essential: aws.Bool(false),
+				Command:     []string{"write", "/data/note", "hello from the writer"},
+				MountPoints: []types.MountPoint{{SourceVolume: aws.String("scratch"), ContainerPath: aws.String("/data")}},
+			},
+			{
+				Name: aws.String("reader"), Image: aws.String(image), Memory: aws.Int32(32), Essential: aws.Bool(false),
+				Command:     []string{"cat", "/data/note"},
+				MountPoints: []types.MountPoint{{SourceVolume: aws.String("scratch"), ContainerPath: aws.String("/data"), ReadOnly: aws.Bool(true)}},
+				DependsOn:   []types.ContainerDependency{{ContainerName: aws.String("writer"), Condition: types.ContainerConditionSuccess}},
+			},
+			{
+				Name: aws.String("stubborn"), Image: aws.String(image), Memory: aws.Int32(32),
+				Command: []string{"ignore-term"}, StopTimeout: aws.Int32(2),
+			},
+		},
+	}))
+	arn := runOne(t, c, &ecs.RunTaskInput{TaskDefinition: aws.String("shared")})
+	var task types.Task
+	eventually(t, "reader done", func() bool {
+		task = describeTask(t, c, "dock", arn)
+		return containerOf(task, "reader").ExitCode != nil
+	})
+	reader := containerOf(task, "reader")
+	if aws.ToInt32(reader.ExitCode) != 0 {
+		t.Fatalf("reader exited %d", aws.ToInt32(reader.ExitCode))
+	}
+	logs := must[io.ReadCloser](t)(rt.Logs(ctx(t), aws.ToString(reader.RuntimeId), false))
+	out, _ := io.ReadAll(logs)
+	logs.Close()
+	if !strings.Contains(string(out), "hello from the writer") {
+		t.Fatalf("reader saw %q through the shared volume", out)
+	}
+	start := time.Now()
+	must[*ecs.StopTaskOutput](t)(c.StopTask(ctx(t), &ecs.StopTaskInput{Cluster: aws.String("dock"), Task: aws.String(arn)}))
+	stopped := waitTaskStatus(t, c, arn, "STOPPED")
+	took := time.Since(start)
+	if code := aws.ToInt32(containerOf(stopped, "stubborn").ExitCode); code != 137 {
+		t.Fatalf("a container ignoring SIGTERM exited %d, want 137 (SIGKILL after stopTimeout)", code)
+	}
+	if took < 2*time.Second || took > 15*time.Second {
+		t.Fatalf("stopping took %v with stopTimeout 2s", took)
+	}
+}

@@ -44,6 +44,7 @@ generate:
 ## bench: the benchmarks recorded in docs/benchmarks.md
 bench:
 	$(GO) run ./bench/taskdefs
+	$(GO) run ./bench/runtask
 	$(GO) test -run '^$$' -bench . -benchtime 2s ./internal/store/bolt
 	$(GO) test -run '^$$' -bench '^BenchmarkPlace$$' ./internal/scheduler
 

@@ -71,17 +71,26 @@ func (r *Reaper) Run(ctx context.Context) error {
 	}
 }
 
-// Pass deletes every task stopped before Now()-Retention and returns how
-// many it deleted.
+// Pass deletes every task stopped before Now()-Retention, and every RunTask
+// clientToken older than state.ClientTokenTTL, and returns how many tasks it
+// deleted.
 func (r *Reaper) Pass(ctx context.Context) (int, error) {
 	r.defaults()
-	cutoff := state.StoppedBefore(r.Now().Add(-r.Retention))
+	if _, err := r.sweep(ctx, state.ClientTokenTimesPrefix, state.ClientTokensBefore(r.Now().Add(-state.ClientTokenTTL)), state.DeleteClientToken); err != nil {
+		return 0, err
+	}
+	return r.sweep(ctx, state.StoppedTasksPrefix, state.StoppedBefore(r.Now().Add(-r.Retention)), state.DeleteStoppedTask)
+}
+
+// sweep deletes, in batches, the index entries under prefix that sort before
+// cutoff, with del.
+func (r *Reaper) sweep(ctx context.Context, prefix, cutoff string, del func(store.Tx, string) error) (int, error) {
 	total := 0
 	for {
 		n := 0
 		_, err := r.Store.Update(ctx, func(tx store.Tx) error {
 			n = 0
-			kvs, err := tx.List(state.StoppedTasksPrefix, "", r.Batch)
+			kvs, err := tx.List(prefix, "", r.Batch)
 			if err != nil {
 				return err
 			}
@@ -89,7 +98,7 @@ func (r *Reaper) Pass(ctx context.Context) (int, error) {
 				if kv.Key >= cutoff {
 					break
 				}
-				if err := state.DeleteStoppedTask(tx, kv.Key); err != nil {
+				if err := del(tx, kv.Key); err != nil {
 					return err
 				}
 				n++

@@ -69,3 +69,36 @@ func TestReaperDeletesOnlyTasksStoppedLongAgo(t *testing.T) {
 		t.Fatalf("second pass reaped %d", n)
 	}
 }
+
+func TestReaperExpiresClientTokens(t *testing.T) {
+	st, err := bolt.Open(filepath.Join(t.TempDir(), "s.db"), bolt.Options{NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	now := time.Date(2026, 11, 21, 12, 0, 0, 0, time.UTC)
+	for tok, age := range map[string]time.Duration{"old": 2 * time.Hour, "fresh": 10 * time.Minute} {
+		_, err := st.Update(context.Background(), func(tx store.Tx) error {
+			return state.PutClientToken(tx, "c", tok, &state.ClientToken{TaskArns: []string{"arn"}}, now.Add(-age))
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	r := &controller.Reaper{Store: st, Now: func() time.Time { return now }}
+	if _, err := r.Pass(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	err = st.View(context.Background(), func(tx store.ReadTx) error {
+		_, oldOK, _ := state.GetClientToken(tx, "c", "old")
+		_, freshOK, _ := state.GetClientToken(tx, "c", "fresh")
+		n, _ := tx.Count(state.ClientTokenTimesPrefix)
+		if oldOK || !freshOK || n != 1 {
+			t.Errorf("after a pass: old kept=%v fresh kept=%v index entries=%d", oldOK, freshOK, n)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}

@@ -380,3 +380,30 @@ func slicesContains(s []string, v string) bool {
 	}
 	return false
 }
+
+// TestRunTaskClientTokenIsIdempotent: a RunTask retried with the same
+// clientToken (the SDK sets one and reuses it on retries) starts no second
+// task; the same token with other parameters is refused.
+func TestRunTaskClientTokenIsIdempotent(t *testing.T) {
+	b := startBerth(t)
+	c := b.ecsClient()
+	must[*ecs.CreateClusterOutput](t)(c.CreateCluster(ctx(t), &ecs.CreateClusterInput{ClusterName: aws.String("idem")}))
+	startSimAgent(t, b, "idem", 4096, 4096, nil)
+	must[*ecs.RegisterTaskDefinitionOutput](t)(c.RegisterTaskDefinition(ctx(t), web("idem-web")))
+	in := &ecs.RunTaskInput{Cluster: aws.String("idem"), TaskDefinition: aws.String("idem-web"), Count: aws.Int32(2), ClientToken: aws.String("retry-me-1")}
+	first := must[*ecs.RunTaskOutput](t)(c.RunTask(ctx(t), in))
+	again := must[*ecs.RunTaskOutput](t)(c.RunTask(ctx(t), in))
+	if len(first.Tasks) != 2 || len(again.Tasks) != 2 || aws.ToString(first.Tasks[0].TaskArn) != aws.ToString(again.Tasks[0].TaskArn) || aws.ToString(first.Tasks[1].TaskArn) != aws.ToString(again.Tasks[1].TaskArn) {
+		t.Fatalf("retry with the same clientToken: %d then %d tasks", len(first.Tasks), len(again.Tasks))
+	}
+	if l := must[*ecs.ListTasksOutput](t)(c.ListTasks(ctx(t), &ecs.ListTasksInput{Cluster: aws.String("idem")})); len(l.TaskArns) != 2 {
+		t.Fatalf("%d tasks after a retried RunTask, want 2", len(l.TaskArns))
+	}
+	_, err := c.RunTask(ctx(t), &ecs.RunTaskInput{Cluster: aws.String("idem"), TaskDefinition: aws.String("idem-web"), Count: aws.Int32(1), ClientToken: aws.String("retry-me-1")})
+	wantErr[*types.ClientException](t, err)
+	// Without a token of its own, each call is a new request (the SDK makes one up).
+	must[*ecs.RunTaskOutput](t)(c.RunTask(ctx(t), &ecs.RunTaskInput{Cluster: aws.String("idem"), TaskDefinition: aws.String("idem-web")}))
+	if l := must[*ecs.ListTasksOutput](t)(c.ListTasks(ctx(t), &ecs.ListTasksInput{Cluster: aws.String("idem")})); len(l.TaskArns) != 3 {
+		t.Fatalf("%d tasks, want 3", len(l.TaskArns))
+	}
+}

@@ -19,6 +19,8 @@
 //	/ecs/instance-tasks/<instance id>/<task id>            index: the task's cluster
 //	/ecs/stopped-tasks/<stopped at, unix ms>/<cluster>/<id> index: for the reaper
 //	/ecs/instance-desired/<instance id>                    touched when the instance's desired state changes
+//	/ecs/client-tokens/<cluster>/<token>                   RunTask idempotency: the request's outcome
+//	/ecs/client-token-times/<unix ms>/<cluster>/<token>    index: for expiry
 //	/ecs/settings/<principal arn>\x00<setting name>        Setting
 package state
 
@@ -43,8 +45,12 @@ const (
 	StoppedTasksPrefix  = "/ecs/stopped-tasks/"
 	// InstanceDesiredPrefix keys change whenever an instance's desired state does.
 	InstanceDesiredPrefix = "/ecs/instance-desired/"
-	TasksPrefix           = "/ecs/tasks/"
-	SettingsPrefix        = "/ecs/settings/"
+	// ClientTokensPrefix holds RunTask idempotency tokens; ClientTokenTimesPrefix
+	// indexes them by time for expiry.
+	ClientTokensPrefix     = "/ecs/client-tokens/"
+	ClientTokenTimesPrefix = "/ecs/client-token-times/"
+	TasksPrefix            = "/ecs/tasks/"
+	SettingsPrefix         = "/ecs/settings/"
 )
 
 // sep separates the parts of a key whose first part is a name that may be a

@@ -2,6 +2,7 @@ package ecs
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"slices"
 	"strconv"
@@ -27,6 +28,8 @@ type launchRequest struct {
 	count               int
 	// on names the instances of StartTask (one task each); empty means place.
 	on []string
+	// clientToken makes a RunTask idempotent: a retry gets the same tasks.
+	clientToken string
 }
 
 // launch validates a request, places its tasks and records them, all in one
@@ -42,6 +45,13 @@ func (s *Service) launch(ctx context.Context, req launchRequest) ([]ecstypes.Tas
 	if err != nil {
 		return nil, nil, err
 	}
+	if len(req.clientToken) > 64 || strings.IndexFunc(req.clientToken, func(r rune) bool { return r < 33 || r > 126 }) >= 0 {
+		return nil, nil, invalidParam("clientToken must be at most 64 characters in the range 33-126.")
+	}
+	fingerprint := ""
+	if req.clientToken != "" {
+		fingerprint = fmt.Sprintf("%s|%d|%s|%s|%s", req.taskDef, req.count, req.group, req.startedBy, jsonString(req.overrides))
+	}
 	seed := newSeed()
 	ids := make([]string, req.count)
 	for i := range ids {
@@ -54,6 +64,29 @@ func (s *Service) launch(ctx context.Context, req launchRequest) ([]ecstypes.Tas
 		cl, err := s.activeCluster(tx, req.clusterRef)
 		if err != nil {
 			return err
+		}
+		if req.clientToken != "" {
+			prev, ok, err := state.GetClientToken(tx, cl.ClusterName, req.clientToken)
+			if err != nil {
+				return err
+			}
+			if ok {
+				if prev.Request != fingerprint {
+					return ecstypes.NewClientException("The clientToken %q was already used for a different RunTask request.", req.clientToken)
+				}
+				// A retry: answer with the tasks the first call started.
+				for _, arn := range prev.TaskArns {
+					_, rest, _ := s.arns.Resource(arn)
+					_, id, _ := strings.Cut(rest, "/")
+					if t, ok, err := state.Get[state.Task](tx, state.TaskKey(cl.ClusterName, id)); err != nil {
+						return err
+					} else if ok {
+						tasks = append(tasks, *s.taskView(t, true))
+					}
+				}
+				failures = prev.Failures
+				return nil
+			}
 		}
 		td, err := s.lookupTaskDefinition(tx, req.taskDef)
 		if err != nil {
@@ -113,6 +146,13 @@ func (s *Service) launch(ctx context.Context, req launchRequest) ([]ecstypes.Tas
 			}
 			tasks = append(tasks, *s.taskView(t, true))
 		}
+		if req.clientToken != "" {
+			ct := &state.ClientToken{Request: fingerprint, Failures: failures}
+			for _, t := range tasks {
+				ct.TaskArns = append(ct.TaskArns, t.TaskArn)
+			}
+			return state.PutClientToken(tx, cl.ClusterName, req.clientToken, ct, s.now())
+		}
 		return nil
 	})
 	if err != nil {
@@ -122,6 +162,11 @@ func (s *Service) launch(ctx context.Context, req launchRequest) ([]ecstypes.Tas
 		s.log.Info("task placed", "task_arn", t.TaskArn, "container_instance", t.ContainerInstanceArn)
 	}
 	return tasks, failures, nil
+}
+
+func jsonString(v any) string {
+	b, _ := json.Marshal(v)
+	return string(b)
 }
 
 // checkNetwork applies ECS's rule that awsvpc tasks need a network configuration.

@@ -41,6 +41,7 @@ func (s *Service) RunTask(ctx context.Context, in *ecstypes.RunTaskRequest) (*ec
 		clusterRef: in.Cluster, taskDef: in.TaskDefinition, overrides: in.Overrides, startedBy: in.StartedBy,
 		group: in.Group, tags: in.Tags, propagate: in.PropagateTags, network: in.NetworkConfiguration,
 		constraints: in.PlacementConstraints, strategy: in.PlacementStrategy, count: count,
+		clientToken: in.ClientToken,
 	}
 	tasks, failures, err := s.launch(ctx, req)
 	if err != nil {

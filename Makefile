@@ -13,12 +13,12 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 ## test: install test dependencies, then vet, unit + end-to-end tests (race detector on), and short fuzz runs
 test: deps vet unit fuzz
 
-## deps: the AWS CLI v2 from Debian, which the end-to-end tests drive
+## deps: from Debian, the AWS CLI v2 the end-to-end tests drive and the distribution registry they pull from
 deps:
-	@if [ ! -x /usr/bin/aws ]; then \
-		echo "installing awscli from Debian"; \
+	@if [ ! -x /usr/bin/aws ] || [ ! -x /usr/bin/docker-registry ]; then \
+		echo "installing awscli and docker-registry from Debian"; \
 		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
-		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq awscli >/dev/null; \
+		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq awscli docker-registry >/dev/null; \
 	fi
 	@/usr/bin/aws --version
 

@@ -32,7 +32,7 @@ func (a attrFlags) Set(v string) error {
 }
 
 type agentFlags struct {
-	server, token, tokenFile, cluster, stateDir, metadataListen, logLevel, logFormat string
+	server, token, tokenFile, cluster, stateDir, metadataListen, logLevel, logFormat, registryAuth string
 	attrs                                                                 attrFlags
 	reservedMemory                                                        int
 }
@@ -48,6 +48,7 @@ func newAgentFlags(stderr io.Writer) (*flag.FlagSet, *agentFlags) {
 	fs.StringVar(&f.stateDir, "state-dir", filepath.Join(defaultDataDir(), "agent"), "directory for the agent's identity and task state")
 	fs.StringVar(&f.metadataListen, "metadata-listen", agent.DefaultMetadataListen, "address of the task metadata endpoint (v4) containers call")
 	fs.IntVar(&f.reservedMemory, "reserved-memory", 0, "MiB of host memory not offered to tasks")
+	fs.StringVar(&f.registryAuth, "registry-auth-file", os.Getenv("BERTH_REGISTRY_AUTH_FILE"), "Docker config.json with credentials for private registries (like ECS_ENGINE_AUTH_TYPE=dockercfg)")
 	fs.Var(f.attrs, "attribute", "custom instance attribute name=value (repeatable)")
 	fs.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	fs.StringVar(&f.logFormat, "log-format", "json", "log format: text or json")
@@ -88,10 +89,19 @@ func runAgent(args []string, stderr io.Writer) int {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	a, closeRT, err := newAgent(agent.Config{
+	cfg := agent.Config{
 		Cluster: f.cluster, Endpoint: f.server, Token: f.token, StateDir: f.stateDir,
 		MetadataListen: f.metadataListen, ReservedMemoryMiB: f.reservedMemory, Attributes: f.attrs,
-	}, log)
+	}
+	if f.registryAuth != "" {
+		auth, err := agent.LoadDockerConfig(f.registryAuth)
+		if err != nil {
+			fmt.Fprintf(stderr, "berth agent: --registry-auth-file: %v\n", err)
+			return 2
+		}
+		cfg.RegistryAuth = auth
+	}
+	a, closeRT, err := newAgent(cfg, log)
 	if err != nil {
 		fmt.Fprintf(stderr, "berth agent: %v\n", err)
 		return 1

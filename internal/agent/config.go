@@ -71,6 +71,9 @@ type Config struct {
 	ReservedPorts []int
 	// ReservedUDPPorts are host UDP ports tasks may not use.
 	ReservedUDPPorts []int
+	// RegistryAuth returns the credentials to pull an image with, or nil to
+	// pull anonymously (see LoadDockerConfig).
+	RegistryAuth func(image string) *runtime.RegistryAuth
 	// Attributes are custom instance attributes; names may not start with "ecs.".
 	Attributes map[string]string
 	// AvailabilityZone is reported by the task metadata endpoint, if set.

@@ -250,7 +250,11 @@ func (m *manager) pull(ctx context.Context, c *containerRecord, image string) bo
 	if !present {
 		m.log.Info("pulling image", "container", c.Name, "image", image)
 		pctx, cancel := context.WithTimeout(ctx, m.a.cfg.PullTimeout)
-		err := m.a.rt.Pull(pctx, image, nil)
+		var auth *runtime.RegistryAuth
+		if m.a.cfg.RegistryAuth != nil {
+			auth = m.a.cfg.RegistryAuth(image)
+		}
+		err := m.a.rt.Pull(pctx, image, auth)
 		cancel()
 		if err != nil {
 			if ctx.Err() != nil {

@@ -41,14 +41,17 @@ func dockerCluster(t *testing.T) (*testcluster.Cluster, *testcluster.Agent, *doc
 	return c, a, rt, image
 }
 
-// removeTaskContainers removes every container the cluster's tasks made.
+// removeTaskContainers removes the containers this test's agents made
+// (only theirs: other tests may share the engine).
 func removeTaskContainers(t *testing.T, rt runtime.Runtime, c *testcluster.Cluster) {
-	cs, err := rt.List(ctx(t), map[string]string{"com.amazonaws.ecs.cluster": "dock"})
-	if err != nil {
-		return
-	}
-	for _, ct := range cs {
-		_ = rt.Remove(ctx(t), ct.ID)
+	for _, a := range c.Agents() {
+		cs, err := rt.List(ctx(t), map[string]string{"dev.berth.container-instance": a.InstanceID()})
+		if err != nil {
+			return
+		}
+		for _, ct := range cs {
+			_ = rt.Remove(ctx(t), ct.ID)
+		}
 	}
 }
 

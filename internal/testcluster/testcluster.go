@@ -94,6 +94,13 @@ func (c *Cluster) ECS() *ecs.Client {
 	})
 }
 
+// Agents returns the agents added so far.
+func (c *Cluster) Agents() []*Agent {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]*Agent(nil), c.agents...)
+}
+
 // Agent is one agent of the cluster.
 type Agent struct {
 	c       *Cluster

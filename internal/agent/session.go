@@ -77,6 +77,9 @@ func (a *Agent) registerLocked(ctx context.Context) error {
 		case err == nil:
 			a.mu.Lock()
 			a.id.InstanceID, a.id.ContainerInstanceArn, a.id.Cluster = resp.InstanceID, resp.ContainerInstanceArn, resp.Cluster
+			if resp.InstanceSecret != "" {
+				a.id.InstanceSecret = resp.InstanceSecret
+			}
 			id := a.id
 			a.heartbeat = DefaultHeartbeat
 			if resp.HeartbeatSeconds > 0 {
@@ -100,6 +103,10 @@ func (a *Agent) registerLocked(ctx context.Context) error {
 			return nil
 		case ctx.Err() != nil:
 			return nil
+		case errors.Is(err, agentapi.ErrSecretMismatch) && req.InstanceID != "":
+			a.log.Warn("the stored instance belongs to another agent; registering as a new instance", "instance_id", req.InstanceID)
+			a.forgetInstance()
+			continue
 		case errors.Is(err, agentapi.ErrUnknownInstance) && req.InstanceID != "":
 			a.log.Warn("control plane does not know the stored instance id; registering afresh", "instance_id", req.InstanceID)
 			a.forgetInstance()
@@ -133,12 +140,19 @@ func (a *Agent) reregister(ctx context.Context, stale string) error {
 
 func (a *Agent) forgetInstance() {
 	a.mu.Lock()
-	a.id.InstanceID, a.id.ContainerInstanceArn = "", ""
+	a.id.InstanceID, a.id.ContainerInstanceArn, a.id.InstanceSecret = "", "", ""
 	id := a.id
 	a.mu.Unlock()
 	if err := a.store.saveIdentity(id); err != nil {
 		a.log.Error("persist identity", "err", err)
 	}
+}
+
+// instanceSecret is the secret of the stored instance.
+func (a *Agent) instanceSecret() string {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.id.InstanceSecret
 }
 
 // registerRequest describes this host: CPU units (cores x 1024), memory
@@ -157,6 +171,7 @@ func (a *Agent) registerRequest() agentapi.RegisterRequest {
 	return agentapi.RegisterRequest{
 		Cluster:          a.cfg.Cluster,
 		InstanceID:       a.InstanceID(),
+		InstanceSecret:   a.instanceSecret(),
 		Hostname:         hostname,
 		AgentVersion:     Version,
 		DockerVersion:    a.info.EngineVersion,

@@ -21,7 +21,10 @@ type identity struct {
 	// this host, empty before the first registration.
 	InstanceID           string `json:"instanceId,omitempty"`
 	ContainerInstanceArn string `json:"containerInstanceArn,omitempty"`
-	Cluster              string `json:"cluster,omitempty"`
+	// InstanceSecret authenticates this agent as that instance; the state
+	// directory is therefore readable by its owner only.
+	InstanceSecret string `json:"instanceSecret,omitempty"`
+	Cluster        string `json:"cluster,omitempty"`
 }
 
 // stateStore keeps the agent's identity and one file per task in a

@@ -2,6 +2,10 @@
 // plane: JSON over HTTP on the control plane's endpoint under PathPrefix,
 // authenticated with the cluster's join token (Authorization: Bearer).
 //
+// Registration takes the cluster's join token; it answers an instance
+// secret that every later call of that instance carries, so one host cannot
+// read or report as another.
+//
 // The control plane owns desired state, the agent owns observed state:
 //
 //	agent                                   control plane
@@ -33,9 +37,13 @@ type RegisterRequest struct {
 	Cluster string `json:"cluster"`
 	// InstanceID is the id the agent was given before, to re-register after
 	// a restart; empty on first registration.
-	InstanceID   string `json:"instanceId,omitempty"`
-	Hostname     string `json:"hostname"`
-	AgentVersion string `json:"agentVersion"`
+	InstanceID string `json:"instanceId,omitempty"`
+	// InstanceSecret is the secret issued with InstanceID: re-registering
+	// an instance takes it, so a host with the join token cannot take over
+	// another host's instance.
+	InstanceSecret string `json:"instanceSecret,omitempty"`
+	Hostname       string `json:"hostname"`
+	AgentVersion   string `json:"agentVersion"`
 	// DockerVersion is the container engine's version.
 	DockerVersion string `json:"dockerVersion"`
 	// CPU is the instance's CPU units (cores x 1024).
@@ -57,7 +65,14 @@ type RegisterResponse struct {
 	Cluster              string `json:"cluster"`
 	// HeartbeatSeconds is how often the agent must report when idle.
 	HeartbeatSeconds int `json:"heartbeatSeconds"`
+	// InstanceSecret authenticates this instance's polls and reports
+	// (header SecretHeader) and its re-registration; the agent keeps it
+	// with its identity. The control plane stores only its hash.
+	InstanceSecret string `json:"instanceSecret"`
 }
+
+// SecretHeader carries the instance secret on polls and reports.
+const SecretHeader = "X-Berth-Instance-Secret"
 
 // DesiredState is every task the control plane wants on one instance that
 // the agent has not yet reported STOPPED.

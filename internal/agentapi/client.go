@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -22,6 +23,9 @@ type Client struct {
 	Token string
 	// HTTP is the client to use; nil means one with sane timeouts.
 	HTTP *http.Client
+
+	// secrets holds each registered instance's secret, learnt from Register.
+	secrets sync.Map
 }
 
 // ErrUnauthorized means the control plane refused the join token.
@@ -30,6 +34,10 @@ var ErrUnauthorized = errors.New("agentapi: join token refused")
 // ErrUnknownInstance means the control plane does not know the instance id
 // (it was deregistered or the store was reset): register afresh.
 var ErrUnknownInstance = errors.New("agentapi: unknown container instance")
+
+// ErrSecretMismatch means the instance id belongs to another agent (the
+// secret presented does not match): register as a new instance.
+var ErrSecretMismatch = errors.New("agentapi: instance secret mismatch")
 
 // ErrDeregistered means the instance was deregistered, which is final: the
 // agent must stop its tasks and not register again with that id.
@@ -40,7 +48,10 @@ var defaultHTTP = &http.Client{Timeout: (MaxPollWait + 15) * time.Second}
 // Register registers the instance.
 func (c *Client) Register(ctx context.Context, req RegisterRequest) (RegisterResponse, error) {
 	var out RegisterResponse
-	err := c.do(ctx, http.MethodPost, "/register", req, &out)
+	err := c.do(ctx, http.MethodPost, "/register", "", req, &out)
+	if err == nil && out.InstanceSecret != "" {
+		c.secrets.Store(out.InstanceID, out.InstanceSecret)
+	}
 	return out, err
 }
 
@@ -49,18 +60,18 @@ func (c *Client) Register(ctx context.Context, req RegisterRequest) (RegisterRes
 func (c *Client) Desired(ctx context.Context, instanceID string, after int64, wait time.Duration) (DesiredState, error) {
 	var out DesiredState
 	q := url.Values{"after": {strconv.FormatInt(after, 10)}, "wait": {strconv.Itoa(int(wait / time.Second))}}
-	err := c.do(ctx, http.MethodGet, "/instances/"+url.PathEscape(instanceID)+"/desired?"+q.Encode(), nil, &out)
+	err := c.do(ctx, http.MethodGet, "/instances/"+url.PathEscape(instanceID)+"/desired?"+q.Encode(), instanceID, nil, &out)
 	return out, err
 }
 
 // Report sends task transitions (or a heartbeat when r.Tasks is empty).
 func (c *Client) Report(ctx context.Context, instanceID string, r Report) (ReportResponse, error) {
 	var out ReportResponse
-	err := c.do(ctx, http.MethodPost, "/instances/"+url.PathEscape(instanceID)+"/report", r, &out)
+	err := c.do(ctx, http.MethodPost, "/instances/"+url.PathEscape(instanceID)+"/report", instanceID, r, &out)
 	return out, err
 }
 
-func (c *Client) do(ctx context.Context, method, path string, in, out any) error {
+func (c *Client) do(ctx context.Context, method, path, instanceID string, in, out any) error {
 	var body io.Reader
 	if in != nil {
 		buf, err := json.Marshal(in)
@@ -74,6 +85,9 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any) error
 		return err
 	}
 	req.Header.Set("Authorization", "Bearer "+c.Token)
+	if s, ok := c.secrets.Load(instanceID); ok && instanceID != "" {
+		req.Header.Set(SecretHeader, s.(string))
+	}
 	if in != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
@@ -96,6 +110,8 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any) error
 		switch {
 		case resp.StatusCode == http.StatusUnauthorized:
 			return fmt.Errorf("%w: %s", ErrUnauthorized, e.Message)
+		case resp.StatusCode == http.StatusForbidden && e.Code == "InstanceSecretMismatch":
+			return fmt.Errorf("%w: %s", ErrSecretMismatch, e.Message)
 		case resp.StatusCode == http.StatusGone:
 			return fmt.Errorf("%w: %s", ErrDeregistered, e.Message)
 		case resp.StatusCode == http.StatusNotFound && e.Code == "UnknownInstance":

@@ -17,6 +17,7 @@ type simAgent struct {
 	t      testing.TB
 	client *agentapi.Client
 	id     string
+	secret string
 	cancel context.CancelFunc
 	done   chan struct{}
 
@@ -40,7 +41,7 @@ func startSimAgent(t testing.TB, b *berth, cluster string, cpu, mem int, attrs m
 		t.Fatalf("registering a simulated agent: %v", err)
 	}
 	runCtx, cancel := context.WithCancel(context.Background())
-	a := &simAgent{t: t, client: c, id: reg.InstanceID, cancel: cancel, done: make(chan struct{}),
+	a := &simAgent{t: t, client: c, id: reg.InstanceID, secret: reg.InstanceSecret, cancel: cancel, done: make(chan struct{}),
 		seq: map[string]uint64{}, seen: map[string]agentapi.DesiredTask{}, hold: map[string]bool{}}
 	go a.loop(runCtx)
 	t.Cleanup(a.stop)

@@ -338,7 +338,7 @@ func TestTaskAndInstanceFidelity(t *testing.T) {
 	// them up; attributes set with PutAttributes stay.
 	must[*ecs.PutAttributesOutput](t)(c.PutAttributes(ctx(t), &ecs.PutAttributesInput{Cluster: aws.String("fid"), Attributes: []types.Attribute{{Name: aws.String("team"), Value: aws.String("x"), TargetId: aws.String(agent.arn(b, "fid"))}}}))
 	for _, zone := range []string{"b", "c"} {
-		if _, err := agent.client.Register(ctx(t), agentapi.RegisterRequest{Cluster: "fid", InstanceID: agent.id, CPU: 2048, MemoryMiB: 2048, Attributes: map[string]string{"zone": zone}}); err != nil {
+		if _, err := agent.client.Register(ctx(t), agentapi.RegisterRequest{Cluster: "fid", InstanceID: agent.id, InstanceSecret: agent.secret, CPU: 2048, MemoryMiB: 2048, Attributes: map[string]string{"zone": zone}}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -405,5 +405,30 @@ func TestRunTaskClientTokenIsIdempotent(t *testing.T) {
 	must[*ecs.RunTaskOutput](t)(c.RunTask(ctx(t), &ecs.RunTaskInput{Cluster: aws.String("idem"), TaskDefinition: aws.String("idem-web")}))
 	if l := must[*ecs.ListTasksOutput](t)(c.ListTasks(ctx(t), &ecs.ListTasksInput{Cluster: aws.String("idem")})); len(l.TaskArns) != 3 {
 		t.Fatalf("%d tasks, want 3", len(l.TaskArns))
+	}
+}
+
+// TestInstanceSecretGuardsEachInstance: the join token lets a host register,
+// but only the agent holding an instance's secret can poll, report or
+// re-register as that instance.
+func TestInstanceSecretGuardsEachInstance(t *testing.T) {
+	b := startBerth(t)
+	c := b.ecsClient()
+	must[*ecs.CreateClusterOutput](t)(c.CreateCluster(ctx(t), &ecs.CreateClusterInput{ClusterName: aws.String("sec")}))
+	victim := startSimAgent(t, b, "sec", 1024, 1024, nil)
+	intruder := &agentapi.Client{Endpoint: b.endpoint, Token: b.cp.JoinToken()}
+	if _, err := intruder.Desired(ctx(t), victim.id, 0, 0); !errors.Is(err, agentapi.ErrUnauthorized) {
+		t.Fatalf("polling another instance's desired state: %v", err)
+	}
+	if _, err := intruder.Report(ctx(t), victim.id, agentapi.Report{}); !errors.Is(err, agentapi.ErrUnauthorized) {
+		t.Fatalf("reporting as another instance: %v", err)
+	}
+	_, err := intruder.Register(ctx(t), agentapi.RegisterRequest{Cluster: "sec", InstanceID: victim.id, InstanceSecret: "guess", CPU: 1024, MemoryMiB: 1024})
+	if !errors.Is(err, agentapi.ErrSecretMismatch) {
+		t.Fatalf("taking over another instance: %v", err)
+	}
+	// The victim is unaffected, and its own client still works.
+	if _, err := victim.client.Desired(ctx(t), victim.id, 0, 0); err != nil {
+		t.Fatalf("the rightful agent: %v", err)
 	}
 }

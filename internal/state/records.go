@@ -51,6 +51,9 @@ type ContainerInstance struct {
 	RunningTasks int `json:"berthRunningTasks"`
 	// Groups counts live tasks by task group.
 	Groups map[string]int `json:"berthGroups,omitempty"`
+	// SecretHash is the SHA-256 (hex) of the instance secret its agent
+	// presents; empty for instances registered through the ECS API.
+	SecretHash string `json:"berthSecretHash,omitempty"`
 }
 
 // Task is one stored task: the ECS shape, where it runs, and bookkeeping

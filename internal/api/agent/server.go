@@ -7,6 +7,7 @@ package agent
 import (
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/hex"
 	"encoding/json"
@@ -290,6 +291,7 @@ func (s *Server) register(w http.ResponseWriter, r *http.Request) {
 		}
 		id := req.InstanceID
 		ci := &state.ContainerInstance{}
+		secret := ""
 		if id != "" {
 			prev, ok, err := state.Get[state.ContainerInstance](tx, state.InstanceKey(req.Cluster, id))
 			if err != nil {
@@ -297,6 +299,12 @@ func (s *Server) register(w http.ResponseWriter, r *http.Request) {
 			}
 			if ok && prev.Status == state.InstanceInactive {
 				return errDeregistered
+			}
+			if ok && prev.SecretHash != "" {
+				if !secretMatches(prev.SecretHash, req.InstanceSecret) {
+					return errWrongSecret
+				}
+				secret = req.InstanceSecret
 			}
 			if ok {
 				ci = prev
@@ -307,15 +315,24 @@ func (s *Server) register(w http.ResponseWriter, r *http.Request) {
 		if id == "" {
 			id = newID()
 		}
+		if secret == "" {
+			secret = newID() + newID()
+			ci.SecretHash = hashSecret(secret)
+		}
 		state.RegisterInstance(ci, s.arns, req.Cluster, id, res, attrs, version, ci.Held, now)
 		if err := state.Put(tx, state.InstanceKey(req.Cluster, id), ci); err != nil {
 			return err
 		}
-		out = agentapi.RegisterResponse{InstanceID: id, ContainerInstanceArn: ci.ContainerInstanceArn, Cluster: req.Cluster, HeartbeatSeconds: int(s.cfg.Heartbeat / time.Second)}
+		out = agentapi.RegisterResponse{InstanceID: id, ContainerInstanceArn: ci.ContainerInstanceArn, Cluster: req.Cluster,
+			HeartbeatSeconds: int(s.cfg.Heartbeat / time.Second), InstanceSecret: secret}
 		return tx.Put(state.InstanceIDKey(id), []byte(req.Cluster))
 	})
 	if errors.Is(err, errdefs.ErrNotFound) {
 		writeErr(w, http.StatusNotFound, "ClusterNotFound", fmt.Sprintf("cluster %q does not exist: create it with aws ecs create-cluster", req.Cluster))
+		return
+	}
+	if errors.Is(err, errWrongSecret) {
+		writeErr(w, http.StatusForbidden, "InstanceSecretMismatch", "container instance "+req.InstanceID+" is registered to another agent: the instance secret does not match")
 		return
 	}
 	if errors.Is(err, errDeregistered) {
@@ -334,6 +351,20 @@ func (s *Server) register(w http.ResponseWriter, r *http.Request) {
 
 // errDeregistered refuses to re-register an INACTIVE instance.
 var errDeregistered = errors.New("instance deregistered")
+
+// errWrongSecret refuses a call that does not carry the instance's secret.
+var errWrongSecret = errors.New("instance secret mismatch")
+
+func hashSecret(secret string) string {
+	sum := sha256.Sum256([]byte(secret))
+	return hex.EncodeToString(sum[:])
+}
+
+// secretMatches compares a presented secret with the stored hash in
+// constant time.
+func secretMatches(hash, secret string) bool {
+	return secret != "" && subtle.ConstantTimeCompare([]byte(hashSecret(secret)), []byte(hash)) == 1
+}
 
 // eachTask calls fn for every task indexed under an instance.
 func eachTask(tx store.ReadTx, instanceID string, fn func(*state.Task) error) error {
@@ -381,13 +412,18 @@ func (s *Server) desired(w http.ResponseWriter, r *http.Request, id string) {
 	after, _ := strconv.ParseInt(r.URL.Query().Get("after"), 10, 64)
 	wait, _ := strconv.Atoi(r.URL.Query().Get("wait"))
 	wait = min(max(wait, 0), agentapi.MaxPollWait)
-	var known bool
+	var known, authorized bool
 	if err := s.cfg.Store.View(r.Context(), func(tx store.ReadTx) error {
-		_, ok, err := lookupInstance(tx, id)
+		ci, ok, err := lookupInstance(tx, id)
 		known = ok
+		authorized = ok && secretMatches(ci.SecretHash, r.Header.Get(agentapi.SecretHeader))
 		return err
 	}); err != nil || !known {
 		writeErr(w, http.StatusNotFound, "UnknownInstance", "container instance "+id+" is not registered")
+		return
+	}
+	if !authorized {
+		writeErr(w, http.StatusUnauthorized, "InstanceSecret", "this call must carry the instance secret issued at registration")
 		return
 	}
 	s.touch(id, 1)
@@ -460,7 +496,7 @@ func (s *Server) report(w http.ResponseWriter, r *http.Request, id string) {
 		writeErr(w, http.StatusBadRequest, "BadRequest", "malformed report: "+err.Error())
 		return
 	}
-	s.touch(id, 0)
+	secret := r.Header.Get(agentapi.SecretHeader)
 	applied := 0
 	_, err := s.cfg.Store.Update(r.Context(), func(tx store.Tx) error {
 		applied = 0
@@ -470,6 +506,9 @@ func (s *Server) report(w http.ResponseWriter, r *http.Request, id string) {
 		}
 		if !ok {
 			return errdefs.ErrNotFound
+		}
+		if !secretMatches(ci.SecretHash, secret) {
+			return errWrongSecret
 		}
 		for _, tr := range rep.Tasks {
 			changed, err := s.applyTask(tx, ci, tr)
@@ -489,11 +528,16 @@ func (s *Server) report(w http.ResponseWriter, r *http.Request, id string) {
 		writeErr(w, http.StatusNotFound, "UnknownInstance", "container instance "+id+" is not registered")
 		return
 	}
+	if errors.Is(err, errWrongSecret) {
+		writeErr(w, http.StatusUnauthorized, "InstanceSecret", "this call must carry the instance secret issued at registration")
+		return
+	}
 	if err != nil {
 		s.log.Error("report failed", "instance_id", id, "err", err)
 		writeErr(w, http.StatusInternalServerError, "Internal", "applying the report failed")
 		return
 	}
+	s.touch(id, 0)
 	writeJSON(w, http.StatusOK, agentapi.ReportResponse{Applied: applied})
 }
 

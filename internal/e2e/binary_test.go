@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"bufio"
+	"context"
 	"bytes"
 	"os"
 	"os/exec"
@@ -11,7 +12,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ecs"
+	"github.com/aws/aws-sdk-go-v2/service/ecs/types"
+
+	"github.com/berthdev/berth/internal/runtime/docker"
+	"github.com/berthdev/berth/internal/testimage"
 )
 
 // TestBerthUp runs the real binary the way the README says, reads its
@@ -72,6 +78,40 @@ func TestBerthUp(t *testing.T) {
 	if strings.Contains(out+stderr.String(), secret) {
 		t.Fatal("berth up printed the secret key")
 	}
+	// The local agent registered this host in the default cluster and runs
+	// tasks on Docker.
+	if !strings.Contains(out, "Local agent:  running tasks on this host's Docker Engine") {
+		t.Fatalf("banner does not report a running local agent:\n%s", out)
+	}
+	image := testimage.Require(t)
+	var instances []string
+	eventually(t, "the local agent registered", func() bool {
+		instances = must[*ecs.ListContainerInstancesOutput](t)(c.ListContainerInstances(ctx(t), &ecs.ListContainerInstancesInput{})).ContainerInstanceArns
+		return len(instances) == 1
+	})
+	must[*ecs.RegisterTaskDefinitionOutput](t)(c.RegisterTaskDefinition(ctx(t), &ecs.RegisterTaskDefinitionInput{
+		Family:               aws.String("up-local"),
+		ContainerDefinitions: []types.ContainerDefinition{{Name: aws.String("app"), Image: aws.String(image), Memory: aws.Int32(32), Command: []string{"sleep"}}},
+	}))
+	run := must[*ecs.RunTaskOutput](t)(c.RunTask(ctx(t), &ecs.RunTaskInput{TaskDefinition: aws.String("up-local")}))
+	if len(run.Tasks) != 1 {
+		t.Fatalf("run-task on berth up: %+v", run.Failures)
+	}
+	arn := aws.ToString(run.Tasks[0].TaskArn)
+	t.Cleanup(func() {
+		rt, err := docker.New(docker.Options{})
+		if err != nil {
+			return
+		}
+		defer rt.Close()
+		cs, _ := rt.List(context.Background(), map[string]string{"com.amazonaws.ecs.task-arn": arn})
+		for _, ct := range cs {
+			_ = rt.Remove(context.Background(), ct.ID)
+		}
+	})
+	eventually(t, "RUNNING on the local agent", func() bool { return aws.ToString(describeTask(t, c, "default", arn).LastStatus) == "RUNNING" })
+	must[*ecs.StopTaskOutput](t)(c.StopTask(ctx(t), &ecs.StopTaskInput{Task: aws.String(arn)}))
+	eventually(t, "STOPPED", func() bool { return aws.ToString(describeTask(t, c, "default", arn).LastStatus) == "STOPPED" })
 
 	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)

@@ -61,10 +61,15 @@ type Server struct {
 	// it are unknown, so polls from before it are answered at once.
 	started int64
 
-	mu   sync.Mutex
-	seen map[string]time.Time // instance id -> last poll or report
-	poll map[string]int       // instance id -> polls in progress
+	mu      sync.Mutex
+	seen    map[string]time.Time // instance id -> last poll or report
+	poll    map[string]int       // instance id -> polls in progress
+	pruneAt time.Time            // next sweep of idle entries
 }
+
+// idleForget is how long an instance unheard from stays in the liveness
+// and wake-up maps (deregistered or vanished instances leave them).
+const idleForget = time.Hour
 
 // New returns an agent protocol server.
 func New(cfg Config) (*Server, error) {
@@ -107,13 +112,25 @@ func (s *Server) Connected(instanceID string) bool {
 }
 
 func (s *Server) touch(id string, delta int) {
+	now := s.cfg.Now()
 	s.mu.Lock()
-	s.seen[id] = s.cfg.Now()
+	s.seen[id] = now
 	s.poll[id] += delta
 	if s.poll[id] <= 0 {
 		delete(s.poll, id)
 	}
+	var idle []string
+	if now.After(s.pruneAt) {
+		s.pruneAt = now.Add(idleForget / 6)
+		for other, at := range s.seen {
+			if s.poll[other] == 0 && now.Sub(at) > idleForget {
+				delete(s.seen, other)
+				idle = append(idle, other)
+			}
+		}
+	}
 	s.mu.Unlock()
+	s.waiters.forget(idle)
 }
 
 // Run watches the store and wakes the polls of instances whose desired
@@ -171,6 +188,22 @@ func (w *waiters) notify(id string, rev int64) {
 	if c, ok := w.ch[id]; ok {
 		close(c)
 		delete(w.ch, id)
+	}
+}
+
+// forget drops the wake-up state of instances no longer heard from.
+func (w *waiters) forget(ids []string) {
+	if len(ids) == 0 {
+		return
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for _, id := range ids {
+		delete(w.last, id)
+		if c, ok := w.ch[id]; ok {
+			close(c)
+			delete(w.ch, id)
+		}
 	}
 }
 

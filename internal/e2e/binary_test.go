@@ -2,8 +2,8 @@ package e2e
 
 import (
 	"bufio"
-	"context"
 	"bytes"
+	"context"
 	"os"
 	"os/exec"
 	"strings"

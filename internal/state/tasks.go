@@ -74,3 +74,24 @@ func deleteIfPresent(tx store.Tx, key string) error {
 	}
 	return tx.Delete(key)
 }
+
+// EachInstanceTask calls fn for every task indexed under an instance.
+func EachInstanceTask(tx store.ReadTx, instanceID string, fn func(*Task) error) error {
+	prefix := InstanceTasksKeyPrefix(instanceID)
+	kvs, err := tx.List(prefix, "", 0)
+	if err != nil {
+		return err
+	}
+	for _, kv := range kvs {
+		t, ok, err := Get[Task](tx, TaskKey(string(kv.Value), strings.TrimPrefix(kv.Key, prefix)))
+		if err != nil {
+			return err
+		}
+		if ok {
+			if err := fn(t); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}

@@ -399,27 +399,6 @@ func secretMatches(hash, secret string) bool {
 	return secret != "" && subtle.ConstantTimeCompare([]byte(hashSecret(secret)), []byte(hash)) == 1
 }
 
-// eachTask calls fn for every task indexed under an instance.
-func eachTask(tx store.ReadTx, instanceID string, fn func(*state.Task) error) error {
-	kvs, err := tx.List(state.InstanceTasksKeyPrefix(instanceID), "", 0)
-	if err != nil {
-		return err
-	}
-	for _, kv := range kvs {
-		taskID := strings.TrimPrefix(kv.Key, state.InstanceTasksKeyPrefix(instanceID))
-		t, ok, err := state.Get[state.Task](tx, state.TaskKey(string(kv.Value), taskID))
-		if err != nil {
-			return err
-		}
-		if ok {
-			if err := fn(t); err != nil {
-				return err
-			}
-		}
-	}
-	return nil
-}
-
 func sortAttrs(a []ecstypes.Attribute) {
 	slices.SortFunc(a, func(x, y ecstypes.Attribute) int { return strings.Compare(x.Name, y.Name) })
 }
@@ -492,7 +471,7 @@ func (s *Server) desired(w http.ResponseWriter, r *http.Request, id string) {
 		if ci.Status == state.InstanceInactive {
 			return nil // deregistered: the agent stops everything and exits
 		}
-		return eachTask(tx, id, func(t *state.Task) error {
+		return state.EachInstanceTask(tx, id, func(t *state.Task) error {
 			if t.LastStatus == "STOPPED" {
 				return nil
 			}

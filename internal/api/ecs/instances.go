@@ -2,11 +2,8 @@ package ecs
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"slices"
 	"strconv"
-	"strings"
 
 	"github.com/berthdev/berth/internal/awsmodel/ecstypes"
 	"github.com/berthdev/berth/internal/state"
@@ -74,7 +71,7 @@ func (s *Service) RegisterContainerInstance(ctx context.Context, in *ecstypes.Re
 			}
 			ci, id = prev, iid
 		} else {
-			id = newInstanceID()
+			id = newTaskID() // the same 32-hex-digit form as ECS instance ids
 		}
 		state.RegisterInstance(ci, s.arns, cl.ClusterName, id, res, in.Attributes, version, ci.Held, s.now())
 		if len(in.Tags) > 0 {
@@ -96,12 +93,6 @@ func (s *Service) RegisterContainerInstance(ctx context.Context, in *ecstypes.Re
 	return &ecstypes.RegisterContainerInstanceResponse{ContainerInstance: view}, nil
 }
 
-func newInstanceID() string {
-	var b [16]byte
-	_, _ = rand.Read(b[:])
-	return hex.EncodeToString(b[:])
-}
-
 // resolveInstance finds a container instance of cluster by id or ARN.
 func (s *Service) resolveInstance(tx store.ReadTx, cluster, ref string) (*state.ContainerInstance, bool, error) {
 	c, id, ok := s.arns.ContainerInstanceID(ref)
@@ -116,27 +107,6 @@ func (s *Service) missingInstanceARN(cluster, ref string) string {
 		return ref
 	}
 	return s.arns.ContainerInstance(cluster, ref)
-}
-
-// eachInstanceTask calls fn for every task placed on an instance.
-func (s *Service) eachInstanceTask(tx store.ReadTx, instanceID string, fn func(*state.Task) error) error {
-	prefix := state.InstanceTasksKeyPrefix(instanceID)
-	kvs, err := tx.List(prefix, "", 0)
-	if err != nil {
-		return err
-	}
-	for _, kv := range kvs {
-		t, ok, err := state.Get[state.Task](tx, state.TaskKey(string(kv.Value), strings.TrimPrefix(kv.Key, prefix)))
-		if err != nil {
-			return err
-		}
-		if ok {
-			if err := fn(t); err != nil {
-				return err
-			}
-		}
-	}
-	return nil
 }
 
 func (s *Service) instanceView(ctx context.Context, ci *state.ContainerInstance, withTags bool) (*ecstypes.ContainerInstance, error) {
@@ -307,7 +277,7 @@ func (s *Service) DeregisterContainerInstance(ctx context.Context, in *ecstypes.
 			return invalidParam("The referenced container instance %s does not exist in cluster %s.", in.ContainerInstance, cl.ClusterName)
 		}
 		var live []*state.Task
-		if err := s.eachInstanceTask(tx, ci.ID, func(t *state.Task) error {
+		if err := state.EachInstanceTask(tx, ci.ID, func(t *state.Task) error {
 			if t.LastStatus != "STOPPED" {
 				live = append(live, t)
 			}

@@ -297,7 +297,7 @@ func (s *Service) ListTasks(ctx context.Context, in *ecstypes.ListTasksRequest) 
 	return out, err
 }
 
-// newTaskID is a random 32-hex-digit id, like ECS's.
+// newTaskID is a random 32-hex-digit id, the form of ECS task and container instance ids.
 func newTaskID() string {
 	var b [16]byte
 	_, _ = rand.Read(b[:])

@@ -33,8 +33,8 @@ func (a attrFlags) Set(v string) error {
 
 type agentFlags struct {
 	server, token, tokenFile, cluster, stateDir, metadataListen, logLevel, logFormat, registryAuth string
-	attrs                                                                 attrFlags
-	reservedMemory                                                        int
+	attrs                                                                                          attrFlags
+	reservedMemory                                                                                 int
 }
 
 func newAgentFlags(stderr io.Writer) (*flag.FlagSet, *agentFlags) {

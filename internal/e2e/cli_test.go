@@ -11,7 +11,7 @@ import (
 )
 
 // awsCLI finds the AWS CLI to test with: $BERTH_TEST_AWS_CLI, Debian's
-// /usr/bin/aws, or aws on PATH. Without one the test is skipped, except in
+// /usr/bin/aws, or an AWS CLI v2 on PATH. Without one the test is skipped, except in
 // CI, where .ci/run installs it and its absence is a failure.
 func awsCLI(t *testing.T) string {
 	t.Helper()
@@ -22,8 +22,11 @@ func awsCLI(t *testing.T) string {
 			}
 		}
 	}
+	// The tests use AWS CLI v2 options (--no-cli-pager); a v1 on PATH does not do.
 	if p, err := exec.LookPath("aws"); err == nil {
-		return p
+		if out, err := exec.Command(p, "--version").CombinedOutput(); err == nil && strings.HasPrefix(string(out), "aws-cli/2") {
+			return p
+		}
 	}
 	if os.Getenv("CI") != "" {
 		t.Fatal("the AWS CLI is not installed (apt-get install awscli); CI must have it")

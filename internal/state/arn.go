@@ -40,6 +40,21 @@ func (a ARNs) ContainerInstance(cluster, id string) string {
 	return a.prefix() + "container-instance/" + cluster + "/" + id
 }
 
+// Service is the ARN of a service (the long form, with the cluster).
+func (a ARNs) Service(cluster, name string) string {
+	return a.prefix() + "service/" + cluster + "/" + name
+}
+
+// ServiceDeployment is the ARN of a service deployment.
+func (a ARNs) ServiceDeployment(cluster, service, id string) string {
+	return a.prefix() + "service-deployment/" + cluster + "/" + service + "/" + id
+}
+
+// ServiceRevision is the ARN of a service revision.
+func (a ARNs) ServiceRevision(cluster, service, id string) string {
+	return a.prefix() + "service-revision/" + cluster + "/" + service + "/" + id
+}
+
 // Root is the ARN of the account's root principal, which Berth's admin key
 // acts as.
 func (a ARNs) Root() string { return "arn:aws:iam::" + a.Account + ":root" }

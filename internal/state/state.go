@@ -13,7 +13,9 @@
 //	/ecs/taskdef-status/<status>/<family>\x00<revision>     index: the ARN, by status
 //	/ecs/instances/<cluster>/<instance id>                 ContainerInstance
 //	/ecs/instance-ids/<instance id>                        index: the instance's cluster
-//	/ecs/services/<cluster>/<name>                         (services, later)
+//	/ecs/services/<cluster>/<name>                         Service
+//	/ecs/service-tasks/<cluster>/<service>\x00<task id>     index: a service's tasks (value: deployment id)
+//	/ecs/service-deployments/<cluster>/<service>\x00<seq>   ServiceDeployment
 //	/ecs/tasks/<cluster>/<task id>                         Task
 //	/ecs/taskspecs/<task id>                               TaskSpec (immutable, what the agent runs)
 //	/ecs/instance-tasks/<instance id>/<task id>            index: the task's cluster

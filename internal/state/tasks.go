@@ -64,6 +64,11 @@ func DeleteStoppedTask(tx store.Tx, indexKey string) error {
 				return err
 			}
 		}
+		if svc, ok := ServiceOf(t.Group); ok {
+			if err := deleteIfPresent(tx, ServiceTaskKey(cluster, svc, id)); err != nil {
+				return err
+			}
+		}
 	}
 	return tx.Delete(indexKey)
 }

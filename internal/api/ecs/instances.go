@@ -6,6 +6,7 @@ import (
 	"strconv"
 
 	"github.com/berthdev/berth/internal/awsmodel/ecstypes"
+	"github.com/berthdev/berth/internal/launch"
 	"github.com/berthdev/berth/internal/state"
 	"github.com/berthdev/berth/internal/store"
 )
@@ -71,7 +72,7 @@ func (s *Service) RegisterContainerInstance(ctx context.Context, in *ecstypes.Re
 			}
 			ci, id = prev, iid
 		} else {
-			id = newTaskID() // the same 32-hex-digit form as ECS instance ids
+			id = launch.NewTaskID() // the same 32-hex-digit form as ECS instance ids
 		}
 		state.RegisterInstance(ci, s.arns, cl.ClusterName, id, res, in.Attributes, version, ci.Held, s.now())
 		if len(in.Tags) > 0 {
@@ -294,7 +295,7 @@ func (s *Service) DeregisterContainerInstance(ctx context.Context, in *ecstypes.
 				code = "TaskFailedToStart"
 			}
 			released := t.Reserved
-			markStopped(t, code, "Container instance deregistered", now)
+			launch.MarkStopped(t, code, "Container instance deregistered", now)
 			ci.TaskMoved(t.Group, prev, taskStopped, released)
 			if err := state.PutTask(tx, cl.ClusterName, t, prev, now); err != nil {
 				return err

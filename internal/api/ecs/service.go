@@ -14,6 +14,7 @@ import (
 
 	"github.com/berthdev/berth/internal/api"
 	"github.com/berthdev/berth/internal/awsmodel/ecstypes"
+	"github.com/berthdev/berth/internal/launch"
 	"github.com/berthdev/berth/internal/state"
 	"github.com/berthdev/berth/internal/store"
 )
@@ -40,6 +41,7 @@ type Service struct {
 	now       func() time.Time
 	log       *slog.Logger
 	connected func(instanceID string) bool
+	launcher  *launch.Launcher
 }
 
 // New returns the ECS API over cfg.Store.
@@ -56,12 +58,14 @@ func New(cfg Config) (*Service, error) {
 	if cfg.Connected == nil {
 		cfg.Connected = func(string) bool { return false }
 	}
+	arns := state.ARNs{Region: cfg.Region, Account: cfg.Account}
 	return &Service{
 		store:     cfg.Store,
-		arns:      state.ARNs{Region: cfg.Region, Account: cfg.Account},
+		arns:      arns,
 		now:       cfg.Now,
 		log:       cfg.Logger.With("component", "ecs_api"),
 		connected: cfg.Connected,
+		launcher:  &launch.Launcher{ARNs: arns, Now: cfg.Now, Connected: cfg.Connected},
 	}, nil
 }
 

@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/berthdev/berth/internal/awsmodel/ecstypes"
+	"github.com/berthdev/berth/internal/launch"
 	"github.com/berthdev/berth/internal/state"
 	"github.com/berthdev/berth/internal/store"
 )
@@ -45,14 +46,7 @@ func dedupeTags(tags []ecstypes.Tag) []ecstypes.Tag {
 
 // mergeTags adds or overwrites tags by key.
 func mergeTags(have, add []ecstypes.Tag) ([]ecstypes.Tag, error) {
-	out := slices.Clone(have)
-	for _, t := range add {
-		if i := slices.IndexFunc(out, func(x ecstypes.Tag) bool { return x.Key == t.Key }); i >= 0 {
-			out[i] = t
-		} else {
-			out = append(out, t)
-		}
-	}
+	out := launch.MergeTags(have, add)
 	if len(out) > maxTags {
 		return nil, invalidParam("The resource would have %d tags, more than the limit of %d.", len(out), maxTags)
 	}

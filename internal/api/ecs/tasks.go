@@ -2,15 +2,10 @@ package ecs
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/binary"
-	"encoding/hex"
 	"slices"
 	"strconv"
 	"strings"
-	"time"
 
-	"github.com/berthdev/berth/internal/awsmodel"
 	"github.com/berthdev/berth/internal/awsmodel/ecstypes"
 	"github.com/berthdev/berth/internal/state"
 	"github.com/berthdev/berth/internal/store"
@@ -113,53 +108,14 @@ func (s *Service) StopTask(ctx context.Context, in *ecstypes.StopTaskRequest) (*
 			return invalidParam("The referenced task was not found.")
 		}
 		out = t
-		if t.DesiredStatus == taskStopped {
-			return nil
-		}
-		t.DesiredStatus = taskStopped
-		t.DesiredVersion++
-		t.Task.Version++
-		// A reason the agent already reported (a failed start, an exit) stays.
-		if t.StopCode == "" {
-			t.StopCode = ecstypes.TaskStopCodeUserInitiated
-			t.StoppedReason = reason
-		}
-		t.StoppingAt = awsmodel.NewTime(s.now())
-		if err := state.Put(tx, state.TaskKey(cl.ClusterName, id), t); err != nil {
-			return err
-		}
-		return state.DesiredChanged(tx, t.InstanceID)
+		_, err = s.launcher.Stop(tx, cl.ClusterName, t, ecstypes.TaskStopCodeUserInitiated, reason)
+		return err
 	})
 	if err != nil {
 		return nil, err
 	}
 	s.log.Info("task stop requested", "task_arn", out.TaskArn, "reason", reason)
 	return &ecstypes.StopTaskResponse{Task: s.taskView(out, true)}, nil
-}
-
-// markStopped records a task as stopped without its agent (instance gone).
-// The caller updates the instance's counters.
-func markStopped(t *state.Task, code, reason string, now time.Time) {
-	t.LastStatus, t.DesiredStatus = taskStopped, taskStopped
-	if code != "" && t.StopCode == "" {
-		t.StopCode = ecstypes.TaskStopCode(code)
-	}
-	if reason != "" && t.StoppedReason == "" {
-		t.StoppedReason = reason
-	}
-	at := awsmodel.NewTime(now)
-	if t.StoppingAt == nil {
-		t.StoppingAt = at
-	}
-	t.ExecutionStoppedAt, t.StoppedAt = at, at
-	for i := range t.Containers {
-		if t.Containers[i].LastStatus != taskStopped {
-			t.Containers[i].LastStatus = taskStopped
-		}
-	}
-	t.Reserved = nil
-	t.DesiredVersion++
-	t.Task.Version++
 }
 
 // taskID resolves a task id or ARN within cluster.
@@ -295,29 +251,6 @@ func (s *Service) ListTasks(ctx context.Context, in *ecstypes.ListTasksRequest) 
 		return err
 	})
 	return out, err
-}
-
-// newTaskID is a random 32-hex-digit id, the form of ECS task and container instance ids.
-func newTaskID() string {
-	var b [16]byte
-	_, _ = rand.Read(b[:])
-	return hex.EncodeToString(b[:])
-}
-
-// newUUID is a random UUID (version 4), the form of ECS container ids.
-func newUUID() string {
-	var b [16]byte
-	_, _ = rand.Read(b[:])
-	b[6] = b[6]&0x0f | 0x40
-	b[8] = b[8]&0x3f | 0x80
-	h := hex.EncodeToString(b[:])
-	return h[:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:]
-}
-
-func newSeed() uint64 {
-	var b [8]byte
-	_, _ = rand.Read(b[:])
-	return binary.LittleEndian.Uint64(b[:])
 }
 
 func itoa(n int) string { return strconv.Itoa(n) }

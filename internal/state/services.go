@@ -50,8 +50,18 @@ type Service struct {
 	// Steady records that the "reached a steady state" event was given for
 	// the service's current state.
 	Steady bool `json:"berthSteady,omitempty"`
-	// PropagateTags and EnableECSManagedTags as requested.
+	// Propagate is the service's propagateTags (the Service shape shows it too).
 	Propagate ecstypes.PropagateTags `json:"berthPropagateTags,omitempty"`
+	// LastStable is the latest deployment that COMPLETED: where a rollback goes.
+	LastStable *StableDeployment `json:"berthLastStable,omitempty"`
+}
+
+// StableDeployment names a deployment that completed.
+type StableDeployment struct {
+	ID                   string `json:"id"`
+	TaskDefinition       string `json:"taskDefinition"`
+	ServiceDeploymentArn string `json:"serviceDeploymentArn"`
+	RevisionArn          string `json:"revisionArn"`
 }
 
 // DeployState is what the controller keeps about one deployment.
@@ -63,8 +73,10 @@ type DeployState struct {
 	BreakerFailures int `json:"breakerFailures,omitempty"`
 	// RolledBackFrom names the deployment this one rolls back, if any.
 	RolledBackFrom string `json:"rolledBackFrom,omitempty"`
-	// Overrides are none today; Seq orders deployments.
-	Seq int `json:"seq"`
+	// RevisionArn is the service revision the deployment rolls out.
+	RevisionArn string `json:"revisionArn"`
+	// ServiceDeploymentArn is the ARN of its ServiceDeployment record.
+	ServiceDeploymentArn string `json:"serviceDeploymentArn"`
 }
 
 // ServiceKey is the key of one service.

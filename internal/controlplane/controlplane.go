@@ -27,6 +27,8 @@ import (
 	"github.com/berthdev/berth/internal/api/ecs"
 	"github.com/berthdev/berth/internal/api/sigv4"
 	"github.com/berthdev/berth/internal/controller"
+	"github.com/berthdev/berth/internal/launch"
+	"github.com/berthdev/berth/internal/state"
 	"github.com/berthdev/berth/internal/store"
 	"github.com/berthdev/berth/internal/store/bolt"
 )
@@ -60,6 +62,9 @@ type Config struct {
 	// AgentDisconnectGrace is how long an agent that stopped polling still
 	// counts as connected; 0 means the agent server's default.
 	AgentDisconnectGrace time.Duration
+	// ServiceHealthWait is how long a service task without a health check
+	// runs before it counts as healthy; 0 means ECS's 40 seconds.
+	ServiceHealthWait time.Duration
 	// Insecure skips SigV4 verification. Development only; never the default.
 	Insecure bool
 	Logger   *slog.Logger
@@ -241,6 +246,14 @@ func (cp *ControlPlane) Serve(ctx context.Context) error {
 	loops.Go(func() error { return cp.agents.Run(loopCtx) })
 	reaper := &controller.Reaper{Store: cp.store, Retention: cp.cfg.TaskRetention, Interval: cp.cfg.TaskReapInterval, Now: cp.cfg.Now, Logger: cp.cfg.Logger}
 	loops.Go(func() error { return reaper.Run(loopCtx) })
+	services := &controller.Services{
+		Store:      cp.store,
+		Launcher:   &launch.Launcher{ARNs: state.ARNs{Region: cp.cfg.Region, Account: cp.cfg.Account}, Now: cp.cfg.Now, Connected: cp.agents.Connected},
+		Now:        cp.cfg.Now,
+		Logger:     cp.cfg.Logger,
+		HealthWait: cp.cfg.ServiceHealthWait,
+	}
+	loops.Go(func() error { return services.Run(loopCtx) })
 	cp.log.Info("serving", "endpoint", cp.Endpoint(), "region", cp.cfg.Region, "account", cp.cfg.Account, "data_dir", cp.cfg.DataDir)
 	var err error
 	select {

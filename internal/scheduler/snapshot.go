@@ -408,3 +408,23 @@ func (s *Snapshot) commit(i int, ct *compiled) {
 		}
 	}
 }
+
+// Eligible reports whether in belongs among the instances a DAEMON service
+// runs on for t: ACTIVE, with t's required attributes, and meeting its
+// memberOf constraints. Resources, ports, the agent's connection and
+// distinctInstance are left out: they decide whether a placement succeeds
+// now, not whether the instance should have the task.
+func Eligible(in *Instance, t Task) bool {
+	if in.Status != StatusActive {
+		return false
+	}
+	one := *in
+	one.AgentConnected = true
+	s := NewSnapshot([]Instance{one})
+	ct, err := s.compile(&t, 0, false)
+	if err != nil {
+		return false
+	}
+	st := s.check(0, ct)
+	return st == stageOK || st >= stageDistinct
+}

@@ -48,7 +48,10 @@ func Start(t testing.TB) *Cluster {
 
 func (c *Cluster) startControlPlane(listen string) {
 	c.t.Helper()
-	cp, err := controlplane.Open(controlplane.Config{Listen: listen, DataDir: c.dataDir, AgentDisconnectGrace: time.Second})
+	cp, err := controlplane.Open(controlplane.Config{Listen: listen, DataDir: c.dataDir, AgentDisconnectGrace: time.Second,
+		// A service task without a health check counts as healthy after 1 s
+		// instead of ECS's 40 s, so rollouts in tests take seconds.
+		ServiceHealthWait: time.Second})
 	if err != nil {
 		c.t.Fatalf("starting the control plane: %v", err)
 	}

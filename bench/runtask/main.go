@@ -35,7 +35,6 @@ import (
 	"io"
 	"log"
 	"log/slog"
-	"net/http"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -50,11 +49,11 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/ecs"
 	"github.com/aws/aws-sdk-go-v2/service/ecs/types"
 
+	"github.com/berthdev/berth/bench/internal/sdkhttp"
 	"github.com/berthdev/berth/internal/agent"
 	"github.com/berthdev/berth/internal/controlplane"
 	"github.com/berthdev/berth/internal/runtime"
@@ -258,7 +257,7 @@ func startCluster(ctx context.Context, work string, rt runtime.Runtime, logger *
 		Region:       cp.Region(),
 		Credentials:  credentials.NewStaticCredentialsProvider(key.AccessKeyID, key.SecretAccessKey, ""),
 		BaseEndpoint: aws.String(cp.Endpoint()),
-		HTTPClient:   &http.Client{Transport: hideWriteTo{awshttp.NewBuildableClient().GetTransport()}},
+		HTTPClient:   sdkhttp.Client(),
 	})
 	if _, err := c.ecs.CreateCluster(ctx, &ecs.CreateClusterInput{ClusterName: aws.String(clusterName)}); err != nil {
 		c.stop()
@@ -313,28 +312,6 @@ func (c *cluster) stop() {
 	if err := <-c.cpDone; err != nil {
 		log.Printf("control plane stopped with: %v", err)
 	}
-}
-
-// hideWriteTo works around a race between the SDK and net/http that shows
-// on loopback, where the answer can arrive before the transport has finished
-// with the request. smithy-go closes a request's body as soon as the answer's
-// headers are in, and its body wrapper then answers net/http's final
-// end-of-body check (a WriteTo into io.Discard) with io.EOF; net/http takes
-// that for a write error and closes the connection under the answer, the
-// call fails with "use of closed network connection", and the SDK retries it
-// after a backoff of up to 2 s. Measured with the stock client, a few
-// DescribeTasks calls per run stalled for 0.3-1.8 s that way. Hiding WriteTo
-// makes the check a Read, whose io.EOF net/http takes as the end.
-type hideWriteTo struct{ next http.RoundTripper }
-
-type readOnlyBody struct{ io.ReadCloser }
-
-func (t hideWriteTo) RoundTrip(r *http.Request) (*http.Response, error) {
-	if r.Body != nil && r.Body != http.NoBody {
-		r = r.Clone(r.Context())
-		r.Body = readOnlyBody{r.Body}
-	}
-	return t.next.RoundTrip(r)
 }
 
 func taskDefinition(image string) *ecs.RegisterTaskDefinitionInput {

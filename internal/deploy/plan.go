@@ -359,16 +359,24 @@ func planReplica(in Input, p *Plan, svc *state.Service, primary *ecstypes.Deploy
 			p.requeue(5 * time.Second)
 		}
 	}
-	// Stop the others: those not healthy at once, healthy ones while the
-	// healthy count stays at or above minimumHealthyPercent.
+	// Stop the others: those not running yet at once; running ones (healthy
+	// or still in their health wait) while the healthy count stays at or
+	// above minimumHealthyPercent.
 	allowed := healthy - minHealthy
 	stoppedOthers := 0
+	// Not running first, then running but not yet healthy, then oldest.
+	rank := func(c *classified) int {
+		switch {
+		case c.LastStatus != "RUNNING":
+			return 0
+		case !c.healthy:
+			return 1
+		}
+		return 2
+	}
 	slices.SortStableFunc(others, func(a, b *classified) int {
-		if a.healthy != b.healthy {
-			if a.healthy {
-				return 1
-			}
-			return -1
+		if ra, rb := rank(a), rank(b); ra != rb {
+			return ra - rb
 		}
 		return a.CreatedAt.Compare(b.CreatedAt)
 	})
@@ -377,7 +385,7 @@ func planReplica(in Input, p *Plan, svc *state.Service, primary *ecstypes.Deploy
 		if primary != nil {
 			reason = ScalingReason(primary.Id)
 		}
-		if !c.healthy {
+		if c.LastStatus != "RUNNING" {
 			stopping(c, reason)
 			stoppedOthers++
 			continue

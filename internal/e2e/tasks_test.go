@@ -219,7 +219,7 @@ func TestContainerInstanceAPIs(t *testing.T) {
 		t.Fatalf("filtered: %v", filtered.ContainerInstanceArns)
 	}
 	upd := must[*ecs.UpdateContainerInstancesStateOutput](t)(c.UpdateContainerInstancesState(ctx(t), &ecs.UpdateContainerInstancesStateInput{
-		Cluster: aws.String("ci"), ContainerInstances: []string{a1.id, "nope"}, Status: types.ContainerInstanceStatusDraining,
+		Cluster: aws.String("ci"), ContainerInstances: []string{a1.ID, "nope"}, Status: types.ContainerInstanceStatusDraining,
 	}))
 	if len(upd.ContainerInstances) != 1 || aws.ToString(upd.ContainerInstances[0].Status) != "DRAINING" || len(upd.Failures) != 1 || aws.ToString(upd.Failures[0].Reason) != "MISSING" {
 		t.Fatalf("update state: %+v %+v", upd.ContainerInstances, upd.Failures)
@@ -237,27 +237,27 @@ func TestContainerInstanceAPIs(t *testing.T) {
 		}
 	}
 	// StartTask on a named instance.
-	st := must[*ecs.StartTaskOutput](t)(c.StartTask(ctx(t), &ecs.StartTaskInput{Cluster: aws.String("ci"), TaskDefinition: aws.String("ci-web"), ContainerInstances: []string{a2.id}}))
+	st := must[*ecs.StartTaskOutput](t)(c.StartTask(ctx(t), &ecs.StartTaskInput{Cluster: aws.String("ci"), TaskDefinition: aws.String("ci-web"), ContainerInstances: []string{a2.ID}}))
 	if len(st.Tasks) != 1 || aws.ToString(st.Tasks[0].ContainerInstanceArn) != a2.arn(b, "ci") {
 		t.Fatalf("start-task: %+v %+v", st.Tasks, st.Failures)
 	}
 	// Deregistering an instance with tasks needs force.
-	_, err := c.DeregisterContainerInstance(ctx(t), &ecs.DeregisterContainerInstanceInput{Cluster: aws.String("ci"), ContainerInstance: aws.String(a2.id)})
+	_, err := c.DeregisterContainerInstance(ctx(t), &ecs.DeregisterContainerInstanceInput{Cluster: aws.String("ci"), ContainerInstance: aws.String(a2.ID)})
 	wantErr[*types.InvalidParameterException](t, err)
-	dereg := must[*ecs.DeregisterContainerInstanceOutput](t)(c.DeregisterContainerInstance(ctx(t), &ecs.DeregisterContainerInstanceInput{Cluster: aws.String("ci"), ContainerInstance: aws.String(a2.id), Force: aws.Bool(true)}))
+	dereg := must[*ecs.DeregisterContainerInstanceOutput](t)(c.DeregisterContainerInstance(ctx(t), &ecs.DeregisterContainerInstanceInput{Cluster: aws.String("ci"), ContainerInstance: aws.String(a2.ID), Force: aws.Bool(true)}))
 	if aws.ToString(dereg.ContainerInstance.Status) != "INACTIVE" {
 		t.Fatalf("deregistered status %s", aws.ToString(dereg.ContainerInstance.Status))
 	}
 	// Deregistration is final: the instance stays describable as INACTIVE,
 	// leaves the listing, and its agent cannot register it again.
-	desc := must[*ecs.DescribeContainerInstancesOutput](t)(c.DescribeContainerInstances(ctx(t), &ecs.DescribeContainerInstancesInput{Cluster: aws.String("ci"), ContainerInstances: []string{a2.id}}))
+	desc := must[*ecs.DescribeContainerInstancesOutput](t)(c.DescribeContainerInstances(ctx(t), &ecs.DescribeContainerInstancesInput{Cluster: aws.String("ci"), ContainerInstances: []string{a2.ID}}))
 	if len(desc.ContainerInstances) != 1 || aws.ToString(desc.ContainerInstances[0].Status) != "INACTIVE" || desc.ContainerInstances[0].AgentConnected {
 		t.Fatalf("describe deregistered: %+v", desc)
 	}
 	if l := must[*ecs.ListContainerInstancesOutput](t)(c.ListContainerInstances(ctx(t), &ecs.ListContainerInstancesInput{Cluster: aws.String("ci")})); len(l.ContainerInstanceArns) != 1 {
 		t.Fatalf("list after deregistration: %v", l.ContainerInstanceArns)
 	}
-	_, err = a2.client.Register(ctx(t), agentapi.RegisterRequest{Cluster: "ci", InstanceID: a2.id, CPU: 1024, MemoryMiB: 1024})
+	_, err = a2.Client.Register(ctx(t), agentapi.RegisterRequest{Cluster: "ci", InstanceID: a2.ID, CPU: 1024, MemoryMiB: 1024})
 	if !errors.Is(err, agentapi.ErrDeregistered) {
 		t.Fatalf("re-registering a deregistered instance: %v", err)
 	}
@@ -313,7 +313,7 @@ func TestTaskAndInstanceFidelity(t *testing.T) {
 	if got := aws.ToString(task().Containers[0].ContainerArn); !uuid.MatchString(got) {
 		t.Fatalf("container ARN %q does not end in a UUID", got)
 	}
-	ci := must[*ecs.DescribeContainerInstancesOutput](t)(c.DescribeContainerInstances(ctx(t), &ecs.DescribeContainerInstancesInput{Cluster: aws.String("fid"), ContainerInstances: []string{agent.id}})).ContainerInstances[0]
+	ci := must[*ecs.DescribeContainerInstancesOutput](t)(c.DescribeContainerInstances(ctx(t), &ecs.DescribeContainerInstancesInput{Cluster: aws.String("fid"), ContainerInstances: []string{agent.ID}})).ContainerInstances[0]
 	if !regexp.MustCompile(`^i-[0-9a-f]{17}$`).MatchString(aws.ToString(ci.Ec2InstanceId)) {
 		t.Fatalf("ec2InstanceId %q", aws.ToString(ci.Ec2InstanceId))
 	}
@@ -338,11 +338,11 @@ func TestTaskAndInstanceFidelity(t *testing.T) {
 	// them up; attributes set with PutAttributes stay.
 	must[*ecs.PutAttributesOutput](t)(c.PutAttributes(ctx(t), &ecs.PutAttributesInput{Cluster: aws.String("fid"), Attributes: []types.Attribute{{Name: aws.String("team"), Value: aws.String("x"), TargetId: aws.String(agent.arn(b, "fid"))}}}))
 	for _, zone := range []string{"b", "c"} {
-		if _, err := agent.client.Register(ctx(t), agentapi.RegisterRequest{Cluster: "fid", InstanceID: agent.id, InstanceSecret: agent.secret, CPU: 2048, MemoryMiB: 2048, Attributes: map[string]string{"zone": zone}}); err != nil {
+		if _, err := agent.Client.Register(ctx(t), agentapi.RegisterRequest{Cluster: "fid", InstanceID: agent.ID, InstanceSecret: agent.Secret, CPU: 2048, MemoryMiB: 2048, Attributes: map[string]string{"zone": zone}}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	ci = must[*ecs.DescribeContainerInstancesOutput](t)(c.DescribeContainerInstances(ctx(t), &ecs.DescribeContainerInstancesInput{Cluster: aws.String("fid"), ContainerInstances: []string{agent.id}})).ContainerInstances[0]
+	ci = must[*ecs.DescribeContainerInstancesOutput](t)(c.DescribeContainerInstances(ctx(t), &ecs.DescribeContainerInstancesInput{Cluster: aws.String("fid"), ContainerInstances: []string{agent.ID}})).ContainerInstances[0]
 	var attrs []string
 	for _, a := range ci.Attributes {
 		attrs = append(attrs, aws.ToString(a.Name)+"="+aws.ToString(a.Value))
@@ -356,9 +356,7 @@ func TestTaskAndInstanceFidelity(t *testing.T) {
 
 	// A task the agent reports failing is desired STOPPED at once, and a
 	// later StopTask keeps the agent's reason.
-	agent.mu.Lock()
-	agent.hold[arn] = true // the simulated agent stops answering for it
-	agent.mu.Unlock()
+	agent.Hold(arn) // the simulated agent stops answering for it
 	agent.report(agentapi.TaskReport{TaskArn: arn, Seq: 1 << 40, LastStatus: "STOPPING", StopCode: "EssentialContainerExited", StoppedReason: "Essential container in task exited"})
 	if got := task(); aws.ToString(got.DesiredStatus) != "STOPPED" {
 		t.Fatalf("desired status after the agent reported a failure: %s", aws.ToString(got.DesiredStatus))
@@ -417,18 +415,18 @@ func TestInstanceSecretGuardsEachInstance(t *testing.T) {
 	must[*ecs.CreateClusterOutput](t)(c.CreateCluster(ctx(t), &ecs.CreateClusterInput{ClusterName: aws.String("sec")}))
 	victim := startSimAgent(t, b, "sec", 1024, 1024, nil)
 	intruder := &agentapi.Client{Endpoint: b.endpoint, Token: b.cp.JoinToken()}
-	if _, err := intruder.Desired(ctx(t), victim.id, 0, 0); !errors.Is(err, agentapi.ErrUnauthorized) {
+	if _, err := intruder.Desired(ctx(t), victim.ID, 0, 0); !errors.Is(err, agentapi.ErrUnauthorized) {
 		t.Fatalf("polling another instance's desired state: %v", err)
 	}
-	if _, err := intruder.Report(ctx(t), victim.id, agentapi.Report{}); !errors.Is(err, agentapi.ErrUnauthorized) {
+	if _, err := intruder.Report(ctx(t), victim.ID, agentapi.Report{}); !errors.Is(err, agentapi.ErrUnauthorized) {
 		t.Fatalf("reporting as another instance: %v", err)
 	}
-	_, err := intruder.Register(ctx(t), agentapi.RegisterRequest{Cluster: "sec", InstanceID: victim.id, InstanceSecret: "guess", CPU: 1024, MemoryMiB: 1024})
+	_, err := intruder.Register(ctx(t), agentapi.RegisterRequest{Cluster: "sec", InstanceID: victim.ID, InstanceSecret: "guess", CPU: 1024, MemoryMiB: 1024})
 	if !errors.Is(err, agentapi.ErrSecretMismatch) {
 		t.Fatalf("taking over another instance: %v", err)
 	}
 	// The victim is unaffected, and its own client still works.
-	if _, err := victim.client.Desired(ctx(t), victim.id, 0, 0); err != nil {
+	if _, err := victim.Client.Desired(ctx(t), victim.ID, 0, 0); err != nil {
 		t.Fatalf("the rightful agent: %v", err)
 	}
 }

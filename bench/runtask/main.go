@@ -74,6 +74,7 @@ const (
 
 type options struct {
 	count, concurrency, burst int
+	heal                      int
 	image                     string
 	poll                      time.Duration
 	dir, logPath, cpuProfile  string
@@ -85,6 +86,7 @@ func main() {
 	flag.IntVar(&o.count, "count", 50, "containers started per way and concurrency")
 	flag.IntVar(&o.concurrency, "concurrency", 1, "containers started at once (1: one after another)")
 	flag.IntVar(&o.burst, "burst", 10, "a second run with this many at once (0: none)")
+	flag.IntVar(&o.heal, "heal", 20, "times to kill a service's container and time its replacement (0: none)")
 	flag.StringVar(&o.image, "image", testimage.DefaultRef, "reference to build and load the test image under, and run")
 	flag.DurationVar(&o.poll, "poll", 2*time.Millisecond, "DescribeTasks polling interval")
 	flag.StringVar(&o.dir, "dir", os.TempDir(), "directory for the control plane's and the agent's state (a temporary folder is made inside)")
@@ -219,6 +221,79 @@ func run(ctx context.Context, o options) error {
 		fmt.Printf("\nWhere Berth's time goes, concurrency %d: each step from the milestone above (p50), and the time since the RunTask call (p50, p99):\n\n", levels[i])
 		printBreakdown(res[len(res)-1].marks)
 	}
+	if o.heal > 0 {
+		if err := b.healing(ctx); err != nil {
+			return fmt.Errorf("self-healing: %w", err)
+		}
+	}
+	return nil
+}
+
+// healing times a service's self-healing: a service of one task has its
+// container killed (SIGKILL through the engine) -heal times, and each time
+// the clock runs from the kill until a replacement task is RUNNING. The
+// peer, in turns with it, is `docker run -d` of the same image.
+func (b *bench) healing(ctx context.Context) error {
+	const svc = "heal"
+	if _, err := b.ecs.CreateService(ctx, &ecs.CreateServiceInput{Cluster: aws.String(clusterName), ServiceName: aws.String(svc),
+		TaskDefinition: aws.String(family), DesiredCount: aws.Int32(1)}); err != nil {
+		return err
+	}
+	defer func() {
+		cctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		_, _ = b.ecs.DeleteService(cctx, &ecs.DeleteServiceInput{Cluster: aws.String(clusterName), Service: aws.String(svc), Force: aws.Bool(true)})
+	}()
+	running := func(not string) (types.Task, error) {
+		deadline := time.Now().Add(30 * time.Second)
+		for time.Now().Before(deadline) {
+			l, err := b.ecs.ListTasks(ctx, &ecs.ListTasksInput{Cluster: aws.String(clusterName), ServiceName: aws.String(svc)})
+			if err != nil {
+				return types.Task{}, err
+			}
+			if len(l.TaskArns) > 0 {
+				d, err := b.ecs.DescribeTasks(ctx, &ecs.DescribeTasksInput{Cluster: aws.String(clusterName), Tasks: l.TaskArns})
+				if err != nil {
+					return types.Task{}, err
+				}
+				for _, t := range d.Tasks {
+					if aws.ToString(t.TaskArn) != not && aws.ToString(t.LastStatus) == "RUNNING" {
+						return t, nil
+					}
+				}
+			}
+			time.Sleep(b.o.poll)
+		}
+		return types.Task{}, errors.New("no RUNNING task of the service within 30 s")
+	}
+	cur, err := running("")
+	if err != nil {
+		return err
+	}
+	heal := result{what: "Berth service: container killed → replacement RUNNING", conc: 1}
+	peer := result{what: "`docker run -d` (CLI, the peer)", conc: 1}
+	heal.base, peer.base = &peer, &peer
+	for range b.o.heal {
+		d, _, err := b.dockerRun(ctx)
+		if err != nil {
+			return err
+		}
+		peer.lats = append(peer.lats, d)
+		t0 := time.Now()
+		if err := b.rt.Stop(ctx, aws.ToString(cur.Containers[0].RuntimeId), 0); err != nil {
+			return err
+		}
+		next, err := running(aws.ToString(cur.TaskArn))
+		if err != nil {
+			return err
+		}
+		heal.lats = append(heal.lats, time.Since(t0))
+		cur = next
+		// Let the replacement count as healthy before the next kill.
+		time.Sleep(time.Second)
+	}
+	fmt.Printf("\nSelf-healing, %d kills (the replacement is placed when the agent reports the task STOPPED):\n\n", b.o.heal)
+	printTable([]row{peer.row(), heal.row()})
 	return nil
 }
 
@@ -244,7 +319,11 @@ type cluster struct {
 }
 
 func startCluster(ctx context.Context, work string, rt runtime.Runtime, logger *slog.Logger) (*cluster, error) {
-	cp, err := controlplane.Open(controlplane.Config{Listen: "127.0.0.1:0", DataDir: filepath.Join(work, "controlplane"), Logger: logger})
+	// A service task without a health check counts as healthy after 500 ms
+	// (ECS: 40 s), so the self-healing phase can kill one every second
+	// without the kills counting as failed launches.
+	cp, err := controlplane.Open(controlplane.Config{Listen: "127.0.0.1:0", DataDir: filepath.Join(work, "controlplane"), Logger: logger,
+		ServiceHealthWait: 500 * time.Millisecond})
 	if err != nil {
 		return nil, err
 	}

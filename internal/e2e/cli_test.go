@@ -213,7 +213,7 @@ func TestAWSCLI(t *testing.T) {
 		t.Fatalf("delete-cluster: %v", out)
 	}
 	c.fails("ClusterNotFoundException", "ecs", "delete-cluster", "--cluster", "cli-2")
-	c.fails("UnsupportedFeatureException", "ecs", "list-services", "--cluster", "cli")
+	c.fails("UnsupportedFeatureException", "ecs", "describe-capacity-providers")
 }
 
 // TestAWSCLIWrongCredentials checks the CLI sees the AWS error for a bad key.

@@ -222,9 +222,9 @@ func TestAccountSettings(t *testing.T) {
 
 func TestUnimplementedActionNamesItself(t *testing.T) {
 	b := startBerth(t)
-	_, err := b.ecsClient().ListServices(ctx(t), &ecs.ListServicesInput{})
+	_, err := b.ecsClient().DescribeCapacityProviders(ctx(t), &ecs.DescribeCapacityProvidersInput{})
 	e := wantErr[*types.UnsupportedFeatureException](t, err)
-	if !strings.Contains(e.ErrorMessage(), "ListServices") {
+	if !strings.Contains(e.ErrorMessage(), "DescribeCapacityProviders") {
 		t.Fatalf("message %q does not name the action", e.ErrorMessage())
 	}
 }

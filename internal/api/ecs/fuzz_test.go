@@ -32,6 +32,16 @@ func FuzzHandlers(f *testing.F) {
 		{"TagResource", `{"resourceArn":"arn:aws:ecs:us-east-1:000000000000:cluster/c","tags":[{"key":"x","value":"y"}]}`},
 		{"PutAccountSetting", `{"name":"containerInsights","value":"enabled","principalArn":"arn:aws:iam::000000000000:user/u"}`},
 		{"ListAttributes", `{"cluster":"c","targetType":"container-instance","attributeName":"a"}`},
+		{"CreateService", `{"cluster":"c","serviceName":"s","taskDefinition":"f","desiredCount":1,"clientToken":"t-1","deploymentConfiguration":{"maximumPercent":150,"minimumHealthyPercent":50,"deploymentCircuitBreaker":{"enable":true,"rollback":true}},"placementConstraints":[{"type":"distinctInstance"}],"placementStrategy":[{"type":"spread","field":"instanceId"}],"propagateTags":"SERVICE","tags":[{"key":"a","value":"b"}]}`},
+		{"CreateService", `{"cluster":"c","serviceName":"d","taskDefinition":"f:1","schedulingStrategy":"DAEMON","deploymentConfiguration":{"minimumHealthyPercent":50}}`},
+		{"UpdateService", `{"cluster":"c","service":"s","desiredCount":3,"taskDefinition":"f","forceNewDeployment":true,"deploymentConfiguration":{"minimumHealthyPercent":100},"placementConstraints":[]}`},
+		{"DescribeServices", `{"cluster":"c","services":["s","arn:aws:ecs:us-east-1:000000000000:service/c/s","x"],"include":["TAGS"]}`},
+		{"ListServices", `{"cluster":"c","maxResults":1,"schedulingStrategy":"REPLICA","launchType":"EC2"}`},
+		{"ListServiceDeployments", `{"cluster":"c","service":"s","status":["IN_PROGRESS","STOPPED"],"createdAt":{"after":1},"maxResults":1}`},
+		{"DescribeServiceDeployments", `{"serviceDeploymentArns":["arn:aws:ecs:us-east-1:000000000000:service-deployment/c/s/AAAAAAAAAAAAAAAAAAAAA"]}`},
+		{"StopServiceDeployment", `{"serviceDeploymentArn":"arn:aws:ecs:us-east-1:000000000000:service-deployment/c/s/AAAAAAAAAAAAAAAAAAAAA","stopType":"ROLLBACK"}`},
+		{"DeleteService", `{"cluster":"c","service":"s","force":true}`},
+		{"ListServicesByNamespace", `{"namespace":"ns"}`},
 	}
 	ops := []string{}
 	for _, s := range seeds {

@@ -107,6 +107,26 @@ func (s *Service) resolveTaggable(tx store.ReadTx, arn string) (*taggable, error
 			return nil, notFound
 		}
 		return &taggable{tags: &ci.Tags, save: func(tx store.Tx) error { return state.Put(tx, key, ci) }}, nil
+	case "service":
+		// Only the long form service/<cluster>/<name> says which cluster.
+		cluster, name, ok := strings.Cut(rest, "/")
+		if !ok {
+			return nil, notFound
+		}
+		key := state.ServiceKey(cluster, name)
+		svc, ok, err := state.Get[state.Service](tx, key)
+		if err != nil {
+			return nil, err
+		}
+		if !ok {
+			return nil, notFound
+		}
+		return &taggable{tags: &svc.Tags, save: func(tx store.Tx) error {
+			// Tags propagate to the tasks the service starts next: a change
+			// the controller must see.
+			svc.Generation++
+			return state.Put(tx, key, svc)
+		}}, nil
 	}
 	return nil, notFound
 }

@@ -322,28 +322,18 @@ func (p *pass) input() (deploy.Input, error) {
 }
 
 // daemonInstances lists every instance of the cluster and whether a daemon
-// task belongs on it: ACTIVE and meeting the service's constraints and the
-// task definition's required attributes.
+// task belongs on it.
 func (p *pass) daemonInstances(in *deploy.Input) error {
 	need, err := p.requirement(p.primaryTaskDef())
+	if err != nil || need == nil {
+		return err
+	}
+	list, err := p.c.Launcher.DaemonInstances(p.tx, p.cluster, *need)
 	if err != nil {
 		return err
 	}
-	kvs, err := p.tx.List(state.InstancesClusterPrefix(p.cluster), "", 0)
-	if err != nil {
-		return err
-	}
-	for _, kv := range kvs {
-		ci, err := state.Decode[state.ContainerInstance](kv)
-		if err != nil {
-			return err
-		}
-		inst := deploy.Instance{ID: ci.ID, Status: ci.Status}
-		if ci.Status == state.InstanceActive && need != nil {
-			si := p.c.Launcher.Instance(ci)
-			inst.Eligible = scheduler.Eligible(&si, *need)
-		}
-		in.Instances[ci.ID] = inst
+	for _, di := range list {
+		in.Instances[di.ID] = deploy.Instance{ID: di.ID, Status: di.Status, Eligible: di.Eligible}
 	}
 	return nil
 }
@@ -397,20 +387,9 @@ func (p *pass) requirement(arn string) (*scheduler.Task, error) {
 	if err != nil || td == nil {
 		return nil, err
 	}
-	def := &td.TaskDefinition
-	need, err := launch.Requirements(def, nil)
+	need, err := launch.ServiceTask(&td.TaskDefinition, p.svc.ServiceName, p.svc.PlacementConstraints, p.svc.PlacementStrategy)
 	if err != nil {
 		return nil, err
-	}
-	constraints, strategy, err := launch.PlacementRules(p.svc.PlacementConstraints, p.svc.PlacementStrategy)
-	if err != nil {
-		return nil, err
-	}
-	need.Group = "service:" + p.svc.ServiceName
-	need.Constraints = append(constraints, launch.TaskDefConstraints(def)...)
-	need.Strategy = strategy
-	if len(strategy) == 0 {
-		need.Strategy = scheduler.ServiceDefaultStrategy()
 	}
 	return &need, nil
 }

@@ -410,6 +410,10 @@ func planDaemon(in Input, p *Plan, svc *state.Service, primary *ecstypes.Deploym
 			byInstance[c.InstanceID] = append(byInstance[c.InstanceID], c)
 			continue
 		}
+		if svc.Status == state.ServiceDraining {
+			stopping(c, "Task stopped by the service scheduler")
+			continue
+		}
 		if c.misplaced {
 			reason := ReasonDaemonMoved
 			if c.healthy {

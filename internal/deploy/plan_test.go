@@ -437,3 +437,15 @@ func TestPlanInvariants(t *testing.T) {
 		}
 	}
 }
+
+func TestDeletedDaemonStopsEverywhere(t *testing.T) {
+	s := svcWith(0, "B")
+	s.SchedulingStrategy = ecstypes.SchedulingStrategyDaemon
+	s.Status = state.ServiceDraining
+	b := healthy("t2", "B")
+	b.InstanceID = "i2"
+	p := Reconcile(input(s, healthy("t1", "B"), b))
+	if len(p.Stop) != 2 || started(p) != 0 || s.DesiredCount != 0 {
+		t.Fatalf("plan = %+v desired %d, want both tasks stopped and none started", p, s.DesiredCount)
+	}
+}

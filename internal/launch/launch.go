@@ -434,3 +434,55 @@ func NewAlnum(n int) string {
 	}
 	return string(b)
 }
+
+// ServiceTask is what one task of a service needs: the revision's
+// requirements, the service's task group, its constraints with the
+// revision's own, and its strategy (ECS's service default when it has none).
+func ServiceTask(def *ecstypes.TaskDefinition, service string, cs []ecstypes.PlacementConstraint, ss []ecstypes.PlacementStrategy) (scheduler.Task, error) {
+	need, err := Requirements(def, nil)
+	if err != nil {
+		return need, err
+	}
+	constraints, strategy, err := PlacementRules(cs, ss)
+	if err != nil {
+		return need, err
+	}
+	need.Group = "service:" + service
+	need.Constraints = append(constraints, TaskDefConstraints(def)...)
+	need.Strategy = strategy
+	if len(strategy) == 0 {
+		need.Strategy = scheduler.ServiceDefaultStrategy()
+	}
+	return need, nil
+}
+
+// DaemonInstance is one instance of a cluster as a DAEMON service sees it.
+type DaemonInstance struct {
+	ID, Status string
+	// Eligible: ACTIVE and meeting the service's constraints and the
+	// revision's required attributes, so one task of the service belongs here.
+	Eligible bool
+}
+
+// DaemonInstances lists every instance of the cluster and whether a DAEMON
+// service's task (need) belongs on it.
+func (l *Launcher) DaemonInstances(tx store.ReadTx, cluster string, need scheduler.Task) ([]DaemonInstance, error) {
+	kvs, err := tx.List(state.InstancesClusterPrefix(cluster), "", 0)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]DaemonInstance, 0, len(kvs))
+	for _, kv := range kvs {
+		ci, err := state.Decode[state.ContainerInstance](kv)
+		if err != nil {
+			return nil, err
+		}
+		di := DaemonInstance{ID: ci.ID, Status: ci.Status}
+		if ci.Status == state.InstanceActive {
+			si := l.Instance(ci)
+			di.Eligible = scheduler.Eligible(&si, need)
+		}
+		out = append(out, di)
+	}
+	return out, nil
+}

@@ -8,6 +8,7 @@ import (
 	"github.com/berthdev/berth/internal/awsmodel"
 	"github.com/berthdev/berth/internal/awsmodel/ecstypes"
 	"github.com/berthdev/berth/internal/deploy"
+	"github.com/berthdev/berth/internal/launch"
 	"github.com/berthdev/berth/internal/state"
 	"github.com/berthdev/berth/internal/store"
 )
@@ -165,6 +166,24 @@ func (s *Service) CreateService(ctx context.Context, in *ecstypes.CreateServiceR
 		deploy.Defaults(svc)
 		if err := checkBounds(svc.DeploymentConfiguration); err != nil {
 			return err
+		}
+		if daemon {
+			// A DAEMON service's desired count is the number of instances
+			// it belongs on, known from the start (the service scheduler
+			// keeps it current), so services-stable does not pass at once.
+			need, err := launch.ServiceTask(&td.TaskDefinition, name, v.PlacementConstraints, nil)
+			if err != nil {
+				return err
+			}
+			list, err := s.launcher.DaemonInstances(tx, cl.ClusterName, need)
+			if err != nil {
+				return err
+			}
+			for _, di := range list {
+				if di.Eligible {
+					v.DesiredCount++
+				}
+			}
 		}
 		if _, err := deploy.Start(tx, s.arns, svc, td.TaskDefinition.TaskDefinitionArn, now, ""); err != nil {
 			return err

@@ -42,6 +42,8 @@ type Services struct {
 	HealthWait time.Duration
 	// Resync is how often every service is looked at regardless; default 30 s.
 	Resync time.Duration
+	// Metrics, if set (NewServiceMetrics), counts what the scheduler does.
+	Metrics *ServiceMetrics
 
 	log   *slog.Logger
 	queue workQueue
@@ -207,6 +209,7 @@ func (c *Services) consume(ctx context.Context, ch <-chan store.WatchResponse) e
 func (c *Services) Reconcile(ctx context.Context, cluster, name string) (time.Duration, error) {
 	var again time.Duration
 	var logs []func()
+	began := time.Now()
 	_, err := c.Store.Update(ctx, func(tx store.Tx) error {
 		again, logs = 0, nil
 		svc, ok, err := state.Get[state.Service](tx, state.ServiceKey(cluster, name))
@@ -242,6 +245,7 @@ func (c *Services) Reconcile(ctx context.Context, cluster, name string) (time.Du
 		return state.Put(tx, state.ServiceKey(cluster, name), svc)
 	})
 	if err == nil {
+		c.Metrics.pass(time.Since(began))
 		for _, l := range logs {
 			l()
 		}
@@ -426,9 +430,16 @@ func (p *pass) apply(plan deploy.Plan) error {
 		if err != nil {
 			return err
 		}
-		if changed && st.Reason != deploy.ReasonUnhealthy {
+		if !changed {
+			continue
+		}
+		why := "scaling"
+		if st.Reason == deploy.ReasonUnhealthy {
+			why = "unhealthy"
+		} else {
 			scaled = append(scaled, t.ID)
 		}
+		p.logs = append(p.logs, func() { p.c.Metrics.taskStopped(why) })
 	}
 	for _, msg := range plan.Events {
 		p.event(msg)
@@ -449,6 +460,11 @@ func (p *pass) apply(plan deploy.Plan) error {
 		if err := deploy.Finish(p.tx, svc, f.Deployment, f.Status, f.Reason, p.now); err != nil {
 			return err
 		}
+		status := string(f.Status)
+		p.logs = append(p.logs, func() {
+			p.c.Metrics.deploymentFinished(status)
+			p.c.log.Info("service deployment finished", "service", name, "cluster", p.cluster, "status", status)
+		})
 	}
 	if plan.RollBack != "" {
 		d, err := deploy.RollBack(p.tx, p.c.Launcher.ARNs, svc, plan.RollBack, deploy.BreakerReason, p.now)
@@ -529,7 +545,10 @@ func (p *pass) start(st deploy.StartTasks) error {
 			p.event(fmt.Sprintf("(service %s) has started %d tasks: %s.", name, len(chunk), taskList(chunk)))
 		}
 		n := len(ids)
-		p.logs = append(p.logs, func() { p.c.log.Info("service started tasks", "service", name, "cluster", p.cluster, "count", n) })
+		p.logs = append(p.logs, func() {
+			p.c.Metrics.tasksStarted(n)
+			p.c.log.Info("service started tasks", "service", name, "cluster", p.cluster, "count", n)
+		})
 	}
 	if len(res.Placements) < st.Count {
 		p.placementShort = true
@@ -569,8 +588,16 @@ type workQueue struct {
 }
 
 func (q *workQueue) init() {
+	q.mu.Lock()
 	q.due = map[string]time.Time{}
+	q.mu.Unlock()
 	q.wake = make(chan struct{}, 1)
+}
+
+func (q *workQueue) len() int {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return len(q.due)
 }
 
 func (q *workQueue) add(key string, at time.Time) {

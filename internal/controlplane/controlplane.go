@@ -117,6 +117,7 @@ type ControlPlane struct {
 	key      AdminKey
 	token    string
 	agents   *agentsrv.Server
+	services *controller.Services
 	// KeyCreated reports that this start generated a new admin key.
 	KeyCreated bool
 	// CredentialsFile and EnvFile are the profile files written for users.
@@ -157,7 +158,15 @@ func Open(cfg Config) (*ControlPlane, error) {
 		st.Close()
 		return nil, err
 	}
+	cp.services = &controller.Services{
+		Store:      st,
+		Launcher:   &launch.Launcher{ARNs: state.ARNs{Region: cfg.Region, Account: cfg.Account}, Now: cfg.Now, Connected: cp.agents.Connected},
+		Now:        cfg.Now,
+		Logger:     cfg.Logger,
+		HealthWait: cfg.ServiceHealthWait,
+	}
 	reg := prometheus.NewRegistry()
+	cp.services.Metrics = controller.NewServiceMetrics(reg, cp.services)
 	reg.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
@@ -246,14 +255,7 @@ func (cp *ControlPlane) Serve(ctx context.Context) error {
 	loops.Go(func() error { return cp.agents.Run(loopCtx) })
 	reaper := &controller.Reaper{Store: cp.store, Retention: cp.cfg.TaskRetention, Interval: cp.cfg.TaskReapInterval, Now: cp.cfg.Now, Logger: cp.cfg.Logger}
 	loops.Go(func() error { return reaper.Run(loopCtx) })
-	services := &controller.Services{
-		Store:      cp.store,
-		Launcher:   &launch.Launcher{ARNs: state.ARNs{Region: cp.cfg.Region, Account: cp.cfg.Account}, Now: cp.cfg.Now, Connected: cp.agents.Connected},
-		Now:        cp.cfg.Now,
-		Logger:     cp.cfg.Logger,
-		HealthWait: cp.cfg.ServiceHealthWait,
-	}
-	loops.Go(func() error { return services.Run(loopCtx) })
+	loops.Go(func() error { return cp.services.Run(loopCtx) })
 	cp.log.Info("serving", "endpoint", cp.Endpoint(), "region", cp.cfg.Region, "account", cp.cfg.Account, "data_dir", cp.cfg.DataDir)
 	var err error
 	select {

@@ -1,6 +1,8 @@
 package e2e
 
 import (
+	"io"
+	"net/http"
 	"slices"
 	"strings"
 	"testing"
@@ -12,6 +14,8 @@ import (
 
 	"github.com/berthdev/berth/internal/agentapi"
 	"github.com/berthdev/berth/internal/controlplane"
+	"github.com/berthdev/berth/internal/runtime/fake"
+	"github.com/berthdev/berth/internal/testcluster"
 )
 
 // Service tests drive the service scheduler through the SDK against
@@ -99,7 +103,7 @@ func serviceTasks(t *testing.T, c *ecs.Client, cluster, service string) []types.
 }
 
 func TestServiceReachesSteadyState(t *testing.T) {
-	_, c, sims := serviceCluster(t, "svc", 2)
+	b, c, sims := serviceCluster(t, "svc", 2)
 	td := registerApp(t, c, "web", "berth-testapp:latest", 64)
 	out := must[*ecs.CreateServiceOutput](t)(c.CreateService(ctx(t), &ecs.CreateServiceInput{
 		Cluster: aws.String("svc"), ServiceName: aws.String("web"), TaskDefinition: aws.String(td), DesiredCount: aws.Int32(3),
@@ -134,6 +138,17 @@ func TestServiceReachesSteadyState(t *testing.T) {
 	cl := must[*ecs.DescribeClustersOutput](t)(c.DescribeClusters(ctx(t), &ecs.DescribeClustersInput{Clusters: []string{"svc"}})).Clusters[0]
 	if cl.ActiveServicesCount != 1 || cl.RunningTasksCount != 3 {
 		t.Fatalf("cluster counts: services %d running %d", cl.ActiveServicesCount, cl.RunningTasksCount)
+	}
+	resp, err := http.Get(b.endpoint + "/_berth/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	for _, want := range []string{"berth_service_tasks_started_total 3", `berth_service_deployments_finished_total{status="SUCCESSFUL"} 1`} {
+		if !strings.Contains(string(body), want+"\n") {
+			t.Errorf("metrics lack %q", want)
+		}
 	}
 }
 
@@ -327,4 +342,49 @@ func TestDeleteServiceDrainsToInactive(t *testing.T) {
 		Cluster: aws.String("del"), ServiceName: aws.String("web"), TaskDefinition: aws.String(td), DesiredCount: aws.Int32(1),
 	}))
 	waitStable(t, c, "del", "web")
+}
+
+// TestServiceSurvivesControlPlaneRestart restarts the control plane under a
+// steady service and in the middle of a rollout, with real agents over the
+// fake runtime: afterwards the service has exactly its tasks, none doubled
+// and none lost.
+func TestServiceSurvivesControlPlaneRestart(t *testing.T) {
+	cl := testcluster.Start(t)
+	c := cl.ECS()
+	must[*ecs.CreateClusterOutput](t)(c.CreateCluster(ctx(t), &ecs.CreateClusterInput{ClusterName: aws.String("rs")}))
+	for range 2 {
+		cl.AddAgent("rs", fake.New(fake.Options{Images: []string{"app:1", "app:2"}}))
+	}
+	v1 := registerApp(t, c, "web", "app:1", 64)
+	v2 := registerApp(t, c, "web", "app:2", 64)
+	must[*ecs.CreateServiceOutput](t)(c.CreateService(ctx(t), &ecs.CreateServiceInput{
+		Cluster: aws.String("rs"), ServiceName: aws.String("web"), TaskDefinition: aws.String(v1), DesiredCount: aws.Int32(4),
+	}))
+	waitStable(t, c, "rs", "web")
+	arns := func(status types.DesiredStatus) []string {
+		out := must[*ecs.ListTasksOutput](t)(c.ListTasks(ctx(t), &ecs.ListTasksInput{Cluster: aws.String("rs"), ServiceName: aws.String("web"), DesiredStatus: status}))
+		return slices.Sorted(slices.Values(out.TaskArns))
+	}
+	before := arns(types.DesiredStatusRunning)
+	cl.RestartControlPlane()
+	waitStable(t, c, "rs", "web")
+	if after := arns(types.DesiredStatusRunning); !slices.Equal(before, after) {
+		t.Fatalf("tasks changed across a restart of a steady service:\nbefore %v\nafter  %v", before, after)
+	}
+	must[*ecs.UpdateServiceOutput](t)(c.UpdateService(ctx(t), &ecs.UpdateServiceInput{
+		Cluster: aws.String("rs"), Service: aws.String("web"), TaskDefinition: aws.String(v2)}))
+	cl.RestartControlPlane()
+	svc := waitStable(t, c, "rs", "web")
+	running := arns(types.DesiredStatusRunning)
+	if len(running) != 4 || svc.RunningCount != 4 {
+		t.Fatalf("after a restart mid-rollout: %d tasks desired RUNNING, runningCount %d", len(running), svc.RunningCount)
+	}
+	for _, tk := range serviceTasks(t, c, "rs", "web") {
+		if aws.ToString(tk.TaskDefinitionArn) != v2 {
+			t.Fatalf("task %s runs %s", aws.ToString(tk.TaskArn), aws.ToString(tk.TaskDefinitionArn))
+		}
+	}
+	if stopped := arns(types.DesiredStatusStopped); len(stopped) != 4 || !slices.Equal(stopped, before) {
+		t.Fatalf("stopped tasks = %v, want exactly the 4 of v1", stopped)
+	}
 }

@@ -136,11 +136,17 @@ func token(lastKey string) string { return base64.RawURLEncoding.EncodeToString(
 // the range is exhausted). Records are read in batches, so a filter that
 // drops most records still makes progress without loading the whole range.
 func scan(tx store.ReadTx, prefix string, p page, keep func(store.KV) (bool, error)) (string, error) {
-	after := p.after
+	return walk(tx.List, prefix, p, keep)
+}
+
+// walk is scan over list, a List or ListReverse: from is the key to start
+// strictly beyond in its direction.
+func walk(list func(prefix, from string, limit int) ([]store.KV, error), prefix string, p page, keep func(store.KV) (bool, error)) (string, error) {
+	from := p.after
 	kept := 0
 	const batch = 256
 	for {
-		kvs, err := tx.List(prefix, after, batch)
+		kvs, err := list(prefix, from, batch)
 		if err != nil {
 			return "", err
 		}
@@ -152,7 +158,7 @@ func scan(tx store.ReadTx, prefix string, p page, keep func(store.KV) (bool, err
 			if ok {
 				kept++
 				if kept == p.limit {
-					more, err := tx.List(prefix, kv.Key, 1)
+					more, err := list(prefix, kv.Key, 1)
 					if err != nil || len(more) == 0 {
 						return "", err
 					}
@@ -163,7 +169,7 @@ func scan(tx store.ReadTx, prefix string, p page, keep func(store.KV) (bool, err
 		if len(kvs) < batch {
 			return "", nil
 		}
-		after = kvs[len(kvs)-1].Key
+		from = kvs[len(kvs)-1].Key
 	}
 }
 

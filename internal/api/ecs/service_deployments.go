@@ -183,33 +183,5 @@ func (s *Service) findServiceDeployment(tx store.ReadTx, arn string) (*state.Ser
 // scanReverse is scan in descending key order: it walks keys under prefix
 // before p.after, newest first for keys that grow with time.
 func scanReverse(tx store.ReadTx, prefix string, p page, keep func(store.KV) (bool, error)) (string, error) {
-	before := p.after
-	kept := 0
-	const batch = 256
-	for {
-		kvs, err := tx.ListReverse(prefix, before, batch)
-		if err != nil {
-			return "", err
-		}
-		for _, kv := range kvs {
-			ok, err := keep(kv)
-			if err != nil {
-				return "", err
-			}
-			if ok {
-				kept++
-				if kept == p.limit {
-					more, err := tx.ListReverse(prefix, kv.Key, 1)
-					if err != nil || len(more) == 0 {
-						return "", err
-					}
-					return token(kv.Key), nil
-				}
-			}
-		}
-		if len(kvs) < batch {
-			return "", nil
-		}
-		before = kvs[len(kvs)-1].Key
-	}
+	return walk(tx.ListReverse, prefix, p, keep)
 }

@@ -53,7 +53,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ecs"
 	"github.com/aws/aws-sdk-go-v2/service/ecs/types"
 
-	"github.com/berthdev/berth/bench/internal/sdkhttp"
+	"github.com/berthdev/berth/internal/sdkhttp"
 	"github.com/berthdev/berth/internal/agent"
 	"github.com/berthdev/berth/internal/controlplane"
 	"github.com/berthdev/berth/internal/runtime"

@@ -13,6 +13,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ecs"
 
 	"github.com/berthdev/berth/internal/controlplane"
+	"github.com/berthdev/berth/internal/sdkhttp"
 	"github.com/berthdev/berth/internal/testcluster"
 )
 
@@ -68,6 +69,8 @@ func awsConfig(endpoint, id, secret, token string) aws.Config {
 		BaseEndpoint: aws.String(endpoint),
 		// Errors must surface at once, not be retried into a timeout.
 		RetryMaxAttempts: 1,
+		// Loopback: see sdkhttp for the SDK's closed-connection race.
+		HTTPClient: sdkhttp.Client(),
 	}
 }
 

@@ -22,6 +22,7 @@ import (
 	"github.com/berthdev/berth/internal/agent"
 	"github.com/berthdev/berth/internal/controlplane"
 	"github.com/berthdev/berth/internal/runtime"
+	"github.com/berthdev/berth/internal/sdkhttp"
 )
 
 // Cluster is a control plane with its agents.
@@ -94,6 +95,8 @@ func (c *Cluster) ECS() *ecs.Client {
 		Credentials:      credentials.NewStaticCredentialsProvider(k.AccessKeyID, k.SecretAccessKey, ""),
 		BaseEndpoint:     aws.String(c.CP.Endpoint()),
 		RetryMaxAttempts: 1,
+		// Loopback: see sdkhttp for the SDK's closed-connection race.
+		HTTPClient: sdkhttp.Client(),
 	})
 }
 

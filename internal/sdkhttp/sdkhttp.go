@@ -1,4 +1,4 @@
-// Package sdkhttp gives the benchmarks an HTTP client for the AWS SDK that
+// Package sdkhttp gives benchmarks and tests an HTTP client for the AWS SDK that
 // does not stall on loopback.
 package sdkhttp
 

@@ -504,10 +504,18 @@ func finishDeployments(in Input, p *Plan, svc *state.Service, primary *ecstypes.
 	for _, c := range live {
 		has[c.Deployment] = true
 	}
+	// A deployment being rolled back shares its ServiceDeployment record
+	// with the rollback, which finishes it.
+	rolledBack := map[string]bool{}
+	for _, ds := range svc.Deploys {
+		if ds.RolledBackFrom != "" {
+			rolledBack[ds.RolledBackFrom] = true
+		}
+	}
 	kept := svc.Deployments[:0]
 	for _, d := range svc.Deployments {
 		if d.Status != state.DeploymentPrimary && !has[d.Id] {
-			if d.RolloutState == ecstypes.DeploymentRolloutStateInProgress {
+			if d.RolloutState == ecstypes.DeploymentRolloutStateInProgress && !rolledBack[d.Id] {
 				p.Finish = append(p.Finish, Outcome{d.Id, ecstypes.ServiceDeploymentStatusStopped, "Service deployment stopped by a newer deployment."})
 			}
 			delete(svc.Deploys, d.Id)

@@ -449,3 +449,18 @@ func TestDeletedDaemonStopsEverywhere(t *testing.T) {
 		t.Fatalf("plan = %+v desired %d, want both tasks stopped and none started", p, s.DesiredCount)
 	}
 }
+
+func TestRolledBackDeploymentLeavesItsRecordToTheRollback(t *testing.T) {
+	// B was stopped with a rollback (StopServiceDeployment) while in
+	// progress: R rolls back to A and shares B's record.
+	s := svcWith(1, "R", "B")
+	Find(s, "B").RolloutState = ecstypes.DeploymentRolloutStateInProgress
+	s.Deploys["R"].RolledBackFrom = "B"
+	p := Reconcile(input(s, healthy("r1", "R")))
+	if len(s.Deployments) != 1 {
+		t.Fatalf("deployments = %+v, want B gone", s.Deployments)
+	}
+	if len(p.Finish) != 1 || p.Finish[0].Deployment != "R" || p.Finish[0].Status != ecstypes.ServiceDeploymentStatusRollbackSuccessful {
+		t.Fatalf("finish = %+v, want only R's ROLLBACK_SUCCESSFUL", p.Finish)
+	}
+}

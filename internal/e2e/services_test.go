@@ -388,3 +388,31 @@ func TestServiceSurvivesControlPlaneRestart(t *testing.T) {
 		t.Fatalf("stopped tasks = %v, want exactly the 4 of v1", stopped)
 	}
 }
+
+// TestStopServiceDeploymentRollsBack stops a rollout that cannot finish
+// (its tasks never leave PENDING) and gets the last completed revision back.
+func TestStopServiceDeploymentRollsBack(t *testing.T) {
+	_, c, sims := serviceCluster(t, "stop", 1)
+	v1 := registerApp(t, c, "web", "berth-testapp:v1", 64)
+	v2 := registerApp(t, c, "web", "berth-testapp:slow", 64)
+	sims[0].HoldIf(func(dt agentapi.DesiredTask) bool { return dt.Definition.ContainerDefinitions[0].Image == "berth-testapp:slow" })
+	must[*ecs.CreateServiceOutput](t)(c.CreateService(ctx(t), &ecs.CreateServiceInput{
+		Cluster: aws.String("stop"), ServiceName: aws.String("web"), TaskDefinition: aws.String(v1), DesiredCount: aws.Int32(2),
+	}))
+	waitStable(t, c, "stop", "web")
+	up := must[*ecs.UpdateServiceOutput](t)(c.UpdateService(ctx(t), &ecs.UpdateServiceInput{
+		Cluster: aws.String("stop"), Service: aws.String("web"), TaskDefinition: aws.String(v2)}))
+	arn := aws.ToString(up.Service.CurrentServiceDeployment)
+	eventually(t, "the new tasks to be pending", func() bool { return describeService(t, c, "stop", "web").PendingCount == 2 })
+	must[*ecs.StopServiceDeploymentOutput](t)(c.StopServiceDeployment(ctx(t), &ecs.StopServiceDeploymentInput{
+		ServiceDeploymentArn: aws.String(arn), StopType: types.StopServiceDeploymentStopTypeRollback}))
+	svc := waitStable(t, c, "stop", "web")
+	if aws.ToString(svc.TaskDefinition) != v1 || svc.RunningCount != 2 || svc.PendingCount != 0 {
+		t.Fatalf("after the rollback: td %s running %d pending %d", aws.ToString(svc.TaskDefinition), svc.RunningCount, svc.PendingCount)
+	}
+	d := must[*ecs.DescribeServiceDeploymentsOutput](t)(c.DescribeServiceDeployments(ctx(t), &ecs.DescribeServiceDeploymentsInput{
+		ServiceDeploymentArns: []string{arn}})).ServiceDeployments
+	if len(d) != 1 || d[0].Status != types.ServiceDeploymentStatusRollbackSuccessful || d[0].Rollback == nil {
+		t.Fatalf("service deployment = %+v", d)
+	}
+}

@@ -24,11 +24,12 @@ type Agent struct {
 	cancel context.CancelFunc
 	done   chan struct{}
 
-	mu   sync.Mutex
-	seq  map[string]uint64
-	seen map[string]agentapi.DesiredTask
-	hold map[string]bool
-	fail func(agentapi.DesiredTask) bool
+	mu     sync.Mutex
+	seq    map[string]uint64
+	seen   map[string]agentapi.DesiredTask
+	hold   map[string]bool
+	holdIf func(agentapi.DesiredTask) bool
+	fail   func(agentapi.DesiredTask) bool
 	// OnReport, when set, is called with every report the agent sends.
 	onReport func([]agentapi.TaskReport)
 }
@@ -67,6 +68,14 @@ func (a *Agent) Stop() {
 func (a *Agent) Hold(taskArn string) {
 	a.mu.Lock()
 	a.hold[taskArn] = true
+	a.mu.Unlock()
+}
+
+// HoldIf keeps the tasks the rule picks PENDING (nil: none), as tasks
+// whose images take forever to pull would be.
+func (a *Agent) HoldIf(rule func(agentapi.DesiredTask) bool) {
+	a.mu.Lock()
+	a.holdIf = rule
 	a.mu.Unlock()
 }
 
@@ -136,7 +145,7 @@ func (a *Agent) loop(ctx context.Context) {
 			switch {
 			case dt.DesiredStatus == "STOPPED":
 				tr = stopped(dt, seq, 0)
-			case a.hold[dt.TaskArn]:
+			case a.hold[dt.TaskArn], a.holdIf != nil && a.holdIf(dt):
 				tr = agentapi.TaskReport{TaskArn: dt.TaskArn, Seq: seq, LastStatus: "PENDING"}
 			case a.fail != nil && a.fail(dt):
 				tr = stopped(dt, seq, 1)

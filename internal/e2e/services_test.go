@@ -395,7 +395,9 @@ func TestStopServiceDeploymentRollsBack(t *testing.T) {
 	_, c, sims := serviceCluster(t, "stop", 1)
 	v1 := registerApp(t, c, "web", "berth-testapp:v1", 64)
 	v2 := registerApp(t, c, "web", "berth-testapp:slow", 64)
-	sims[0].HoldIf(func(dt agentapi.DesiredTask) bool { return dt.Definition.ContainerDefinitions[0].Image == "berth-testapp:slow" })
+	sims[0].HoldIf(func(dt agentapi.DesiredTask) bool {
+		return dt.Definition.ContainerDefinitions[0].Image == "berth-testapp:slow"
+	})
 	must[*ecs.CreateServiceOutput](t)(c.CreateService(ctx(t), &ecs.CreateServiceInput{
 		Cluster: aws.String("stop"), ServiceName: aws.String("web"), TaskDefinition: aws.String(v1), DesiredCount: aws.Int32(2),
 	}))

@@ -2,6 +2,7 @@ package controller
 
 import (
 	"bytes"
+	"container/heap"
 	"context"
 	"encoding/json"
 	"errors"
@@ -580,16 +581,38 @@ func chunks(s []string, n int) func(func([]string) bool) {
 }
 
 // workQueue holds service keys ("cluster/name") due at a time; a key
-// queued twice runs once, at the earlier time.
+// queued twice runs once, at the earlier time. Due times sit in a min-heap
+// whose entries go stale when a key is moved earlier or taken; stale
+// entries are dropped as they surface.
 type workQueue struct {
 	mu   sync.Mutex
 	due  map[string]time.Time
+	heap dueHeap
 	wake chan struct{}
+}
+
+type dueItem struct {
+	key string
+	at  time.Time
+}
+
+type dueHeap []dueItem
+
+func (h dueHeap) Len() int           { return len(h) }
+func (h dueHeap) Less(i, j int) bool { return h[i].at.Before(h[j].at) }
+func (h dueHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
+func (h *dueHeap) Push(x any)        { *h = append(*h, x.(dueItem)) }
+func (h *dueHeap) Pop() any {
+	old := *h
+	it := old[len(old)-1]
+	*h = old[:len(old)-1]
+	return it
 }
 
 func (q *workQueue) init() {
 	q.mu.Lock()
 	q.due = map[string]time.Time{}
+	q.heap = nil
 	q.mu.Unlock()
 	q.wake = make(chan struct{}, 1)
 }
@@ -604,6 +627,7 @@ func (q *workQueue) add(key string, at time.Time) {
 	q.mu.Lock()
 	if cur, ok := q.due[key]; !ok || at.Before(cur) {
 		q.due[key] = at
+		heap.Push(&q.heap, dueItem{key, at})
 	}
 	q.mu.Unlock()
 	select {
@@ -616,24 +640,27 @@ func (q *workQueue) add(key string, at time.Time) {
 func (q *workQueue) next(ctx context.Context) (string, bool) {
 	for {
 		q.mu.Lock()
-		var key string
-		var at time.Time
-		for k, t := range q.due {
-			if key == "" || t.Before(at) {
-				key, at = k, t
+		var wait time.Duration = -1
+		for q.heap.Len() > 0 {
+			top := q.heap[0]
+			if at, ok := q.due[top.key]; !ok || !at.Equal(top.at) {
+				heap.Pop(&q.heap) // stale
+				continue
 			}
-		}
-		now := time.Now()
-		if key != "" && !at.After(now) {
-			delete(q.due, key)
+			if d := time.Until(top.at); d > 0 {
+				wait = d
+				break
+			}
+			heap.Pop(&q.heap)
+			delete(q.due, top.key)
 			q.mu.Unlock()
-			return key, true
+			return top.key, true
 		}
 		q.mu.Unlock()
 		var timer <-chan time.Time
 		var tm *time.Timer
-		if key != "" {
-			tm = time.NewTimer(at.Sub(now))
+		if wait >= 0 {
+			tm = time.NewTimer(wait)
 			timer = tm.C
 		}
 		select {

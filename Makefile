@@ -45,6 +45,7 @@ generate:
 bench:
 	$(GO) run ./bench/taskdefs
 	$(GO) run ./bench/runtask
+	$(GO) run ./bench/services
 	$(GO) test -run '^$$' -bench . -benchtime 2s ./internal/store/bolt
 	$(GO) test -run '^$$' -bench '^BenchmarkPlace$$' ./internal/scheduler
 

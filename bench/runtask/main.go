@@ -4,7 +4,7 @@
 // same run: `docker run -d` timed from exec to exit, and the engine API's
 // create and start through internal/runtime/docker.
 //
-//	go run ./bench/runtask                          # 50 tasks one at a time, then in bursts of 10
+//	go run ./bench/runtask                          # 50 tasks one at a time, then in bursts of 10, then 20 self-healing kills
 //	go run ./bench/runtask -count 20 -burst 0       # shorter, one at a time only
 //	go run ./bench/runtask -log /tmp/runtask.log    # also write the agent's debug log
 //

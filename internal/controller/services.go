@@ -228,13 +228,10 @@ func (c *Services) Reconcile(ctx context.Context, cluster, name string) (time.Du
 			return err
 		}
 		plan := deploy.Reconcile(in)
-		again = plan.Requeue
-		if err := p.apply(plan); err != nil {
+		if err := p.apply(&plan); err != nil {
 			return err
 		}
-		if p.placementShort {
-			again = min(nonZero(again, 5*time.Second), 5*time.Second)
-		}
+		again = plan.Requeue
 		logs = p.logs
 		after, err := json.Marshal(svc)
 		if err != nil {
@@ -254,24 +251,16 @@ func (c *Services) Reconcile(ctx context.Context, cluster, name string) (time.Du
 	return again, err
 }
 
-func nonZero(d, or time.Duration) time.Duration {
-	if d == 0 {
-		return or
-	}
-	return d
-}
-
 // pass is one reconcile of one service inside one transaction.
 type pass struct {
-	c              *Services
-	tx             store.Tx
-	svc            *state.Service
-	cluster        string
-	now            time.Time
-	tasks          map[string]*state.Task
-	snap           *scheduler.Snapshot
-	placementShort bool
-	logs           []func()
+	c       *Services
+	tx      store.Tx
+	svc     *state.Service
+	cluster string
+	now     time.Time
+	tasks   map[string]*state.Task
+	snap    *scheduler.Snapshot
+	logs    []func()
 }
 
 func (p *pass) input() (deploy.Input, error) {
@@ -413,7 +402,7 @@ func (p *pass) event(msg string) {
 	state.AddServiceEvent(p.svc, launch.NewUUID(), msg, *at)
 }
 
-func (p *pass) apply(plan deploy.Plan) error {
+func (p *pass) apply(plan *deploy.Plan) error {
 	svc := p.svc
 	name := svc.ServiceName
 	for _, id := range plan.Forget {
@@ -453,7 +442,7 @@ func (p *pass) apply(plan deploy.Plan) error {
 		p.logs = append(p.logs, func() { p.c.log.Info("service stopped tasks", "service", name, "cluster", p.cluster, "count", n) })
 	}
 	for _, st := range plan.Start {
-		if err := p.start(st); err != nil {
+		if err := p.start(st, plan); err != nil {
 			return err
 		}
 	}
@@ -483,7 +472,7 @@ func (p *pass) apply(plan deploy.Plan) error {
 	return nil
 }
 
-func (p *pass) start(st deploy.StartTasks) error {
+func (p *pass) start(st deploy.StartTasks, plan *deploy.Plan) error {
 	svc := p.svc
 	name := svc.ServiceName
 	d := deploy.Find(svc, st.Deployment)
@@ -516,7 +505,7 @@ func (p *pass) start(st deploy.StartTasks) error {
 		res, err = p.snap.Place(*need, st.Count, launch.NewSeed())
 	}
 	if errors.Is(err, scheduler.ErrNoInstances) {
-		p.placementShort = true
+		plan.LookAgainWithin(deploy.PlacementRetry)
 		p.event(fmt.Sprintf("(service %s) was unable to place a task because no container instance met all of its requirements. Reason: No Container Instances were found in your cluster. For more information, see the Troubleshooting section of the Amazon ECS Developer Guide.", name))
 		return nil
 	}
@@ -552,7 +541,7 @@ func (p *pass) start(st deploy.StartTasks) error {
 		})
 	}
 	if len(res.Placements) < st.Count {
-		p.placementShort = true
+		plan.LookAgainWithin(deploy.PlacementRetry)
 		if why := res.Explain(); why != "" {
 			p.event(fmt.Sprintf("(service %s) was unable to place a task because %s For more information, see the Troubleshooting section of the Amazon ECS Developer Guide.", name, why))
 		}

@@ -97,7 +97,12 @@ type Plan struct {
 	Requeue  time.Duration
 }
 
-func (p *Plan) requeue(d time.Duration) {
+// PlacementRetry is how soon a service whose tasks could not all be
+// started or placed is looked at again.
+const PlacementRetry = 5 * time.Second
+
+// LookAgainWithin makes the plan's Requeue at most d (d > 0).
+func (p *Plan) LookAgainWithin(d time.Duration) {
 	if d > 0 && (p.Requeue == 0 || d < p.Requeue) {
 		p.Requeue = d
 	}
@@ -175,10 +180,10 @@ func Reconcile(in Input) Plan {
 		c.unhealthy = !c.stopping && t.LastStatus == "RUNNING" && t.Health == ecstypes.HealthStatusUnhealthy &&
 			!t.StartedAt.IsZero() && in.Now.Sub(t.StartedAt) >= grace
 		if !c.stopping && t.LastStatus == "RUNNING" && t.Health == ecstypes.HealthStatusUnhealthy && !c.unhealthy {
-			p.requeue(t.StartedAt.Add(grace).Sub(in.Now))
+			p.LookAgainWithin(t.StartedAt.Add(grace).Sub(in.Now))
 		}
 		if !c.stopping && !c.healthy && t.LastStatus == "RUNNING" && !in.HealthCheck[t.Deployment] {
-			p.requeue(t.StartedAt.Add(wait).Sub(in.Now))
+			p.LookAgainWithin(t.StartedAt.Add(wait).Sub(in.Now))
 		}
 		if c.healthy {
 			healthyNow(svc, t.Deployment)
@@ -236,7 +241,7 @@ func Reconcile(in Input) Plan {
 				p.RollBack = primary.Id
 				p.Events = append(p.Events, fmt.Sprintf("(service %s) rolling back to deployment %s.", name, svc.LastStable.ID))
 				// The caller starts the rollback deployment and looks again.
-				p.requeue(time.Millisecond)
+				p.LookAgainWithin(time.Millisecond)
 				count(svc, live)
 				return p
 			default:
@@ -248,7 +253,7 @@ func Reconcile(in Input) Plan {
 	launchAllowed := true
 	if svc.NextLaunchAt != nil && in.Now.Before(svc.NextLaunchAt.Time) {
 		launchAllowed = false
-		p.requeue(svc.NextLaunchAt.Sub(in.Now))
+		p.LookAgainWithin(svc.NextLaunchAt.Sub(in.Now))
 	}
 
 	total := 0 // running or pending, stopping included: what maximumPercent bounds
@@ -356,7 +361,7 @@ func planReplica(in Input, p *Plan, svc *state.Service, primary *ecstypes.Deploy
 			started = n
 		}
 		if n < want {
-			p.requeue(5 * time.Second)
+			p.LookAgainWithin(PlacementRetry)
 		}
 	}
 	// Stop the others: those not running yet at once; running ones (healthy

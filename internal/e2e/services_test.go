@@ -48,6 +48,15 @@ func registerApp(t *testing.T, c *ecs.Client, family, image string, memory int32
 	return *out.TaskDefinition.TaskDefinitionArn
 }
 
+// createService creates a REPLICA service of desired tasks of td and
+// returns it as CreateService answered.
+func createService(t *testing.T, c *ecs.Client, cluster, name, td string, desired int32) *types.Service {
+	t.Helper()
+	return must[*ecs.CreateServiceOutput](t)(c.CreateService(ctx(t), &ecs.CreateServiceInput{
+		Cluster: aws.String(cluster), ServiceName: aws.String(name), TaskDefinition: aws.String(td), DesiredCount: aws.Int32(desired),
+	})).Service
+}
+
 // waitStable waits with the SDK's services-stable waiter, then for the
 // deployment to complete.
 func waitStable(t *testing.T, c *ecs.Client, cluster, service string) types.Service {
@@ -105,11 +114,9 @@ func serviceTasks(t *testing.T, c *ecs.Client, cluster, service string) []types.
 func TestServiceReachesSteadyState(t *testing.T) {
 	b, c, sims := serviceCluster(t, "svc", 2)
 	td := registerApp(t, c, "web", "berth-testapp:latest", 64)
-	out := must[*ecs.CreateServiceOutput](t)(c.CreateService(ctx(t), &ecs.CreateServiceInput{
-		Cluster: aws.String("svc"), ServiceName: aws.String("web"), TaskDefinition: aws.String(td), DesiredCount: aws.Int32(3),
-	}))
-	if out.Service.Status == nil || *out.Service.Status != "ACTIVE" || len(out.Service.Deployments) != 1 {
-		t.Fatalf("created service = %+v", out.Service)
+	created := createService(t, c, "svc", "web", td, 3)
+	if created.Status == nil || *created.Status != "ACTIVE" || len(created.Deployments) != 1 {
+		t.Fatalf("created service = %+v", created)
 	}
 	svc := waitStable(t, c, "svc", "web")
 	if svc.RunningCount != 3 || svc.PendingCount != 0 {
@@ -155,9 +162,7 @@ func TestServiceReachesSteadyState(t *testing.T) {
 func TestServiceReplacesStoppedTask(t *testing.T) {
 	_, c, sims := serviceCluster(t, "heal", 1)
 	td := registerApp(t, c, "web", "berth-testapp:latest", 64)
-	must[*ecs.CreateServiceOutput](t)(c.CreateService(ctx(t), &ecs.CreateServiceInput{
-		Cluster: aws.String("heal"), ServiceName: aws.String("web"), TaskDefinition: aws.String(td), DesiredCount: aws.Int32(2),
-	}))
+	createService(t, c, "heal", "web", td, 2)
 	waitStable(t, c, "heal", "web")
 	victim := aws.ToString(serviceTasks(t, c, "heal", "web")[0].TaskArn)
 	sims[0].crash(victim)
@@ -174,9 +179,7 @@ func TestServiceReplacesStoppedTask(t *testing.T) {
 func TestServiceScalesAndExplainsPlacementFailures(t *testing.T) {
 	_, c, _ := serviceCluster(t, "scale", 1)
 	td := registerApp(t, c, "big", "berth-testapp:latest", 400)
-	must[*ecs.CreateServiceOutput](t)(c.CreateService(ctx(t), &ecs.CreateServiceInput{
-		Cluster: aws.String("scale"), ServiceName: aws.String("big"), TaskDefinition: aws.String(td), DesiredCount: aws.Int32(2),
-	}))
+	createService(t, c, "scale", "big", td, 2)
 	waitStable(t, c, "scale", "big")
 	// 1024 MiB holds two 400 MiB tasks, not three.
 	must[*ecs.UpdateServiceOutput](t)(c.UpdateService(ctx(t), &ecs.UpdateServiceInput{
@@ -201,9 +204,7 @@ func TestServiceRollingUpdate(t *testing.T) {
 	_, c, _ := serviceCluster(t, "roll", 2)
 	v1 := registerApp(t, c, "web", "berth-testapp:v1", 64)
 	v2 := registerApp(t, c, "web", "berth-testapp:v2", 64)
-	must[*ecs.CreateServiceOutput](t)(c.CreateService(ctx(t), &ecs.CreateServiceInput{
-		Cluster: aws.String("roll"), ServiceName: aws.String("web"), TaskDefinition: aws.String(v1), DesiredCount: aws.Int32(3),
-	}))
+	createService(t, c, "roll", "web", v1, 3)
 	waitStable(t, c, "roll", "web")
 	up := must[*ecs.UpdateServiceOutput](t)(c.UpdateService(ctx(t), &ecs.UpdateServiceInput{
 		Cluster: aws.String("roll"), Service: aws.String("web"), TaskDefinition: aws.String(v2)}))
@@ -270,9 +271,7 @@ func TestServiceCircuitBreakerRollsBack(t *testing.T) {
 func TestServiceDrainMovesTasks(t *testing.T) {
 	_, c, sims := serviceCluster(t, "drain", 2)
 	td := registerApp(t, c, "web", "berth-testapp:latest", 64)
-	must[*ecs.CreateServiceOutput](t)(c.CreateService(ctx(t), &ecs.CreateServiceInput{
-		Cluster: aws.String("drain"), ServiceName: aws.String("web"), TaskDefinition: aws.String(td), DesiredCount: aws.Int32(4),
-	}))
+	createService(t, c, "drain", "web", td, 4)
 	waitStable(t, c, "drain", "web")
 	drained := sims[0].arn(nil, "drain")
 	must[*ecs.UpdateContainerInstancesStateOutput](t)(c.UpdateContainerInstancesState(ctx(t), &ecs.UpdateContainerInstancesStateInput{
@@ -319,9 +318,7 @@ func TestDaemonServiceFollowsInstances(t *testing.T) {
 func TestDeleteServiceDrainsToInactive(t *testing.T) {
 	_, c, _ := serviceCluster(t, "del", 1)
 	td := registerApp(t, c, "web", "berth-testapp:latest", 64)
-	must[*ecs.CreateServiceOutput](t)(c.CreateService(ctx(t), &ecs.CreateServiceInput{
-		Cluster: aws.String("del"), ServiceName: aws.String("web"), TaskDefinition: aws.String(td), DesiredCount: aws.Int32(2),
-	}))
+	createService(t, c, "del", "web", td, 2)
 	waitStable(t, c, "del", "web")
 	out := must[*ecs.DeleteServiceOutput](t)(c.DeleteService(ctx(t), &ecs.DeleteServiceInput{
 		Cluster: aws.String("del"), Service: aws.String("web"), Force: aws.Bool(true)}))
@@ -338,9 +335,7 @@ func TestDeleteServiceDrainsToInactive(t *testing.T) {
 		t.Fatalf("%d tasks left running", n)
 	}
 	// The name can be used again.
-	must[*ecs.CreateServiceOutput](t)(c.CreateService(ctx(t), &ecs.CreateServiceInput{
-		Cluster: aws.String("del"), ServiceName: aws.String("web"), TaskDefinition: aws.String(td), DesiredCount: aws.Int32(1),
-	}))
+	createService(t, c, "del", "web", td, 1)
 	waitStable(t, c, "del", "web")
 }
 
@@ -357,9 +352,7 @@ func TestServiceSurvivesControlPlaneRestart(t *testing.T) {
 	}
 	v1 := registerApp(t, c, "web", "app:1", 64)
 	v2 := registerApp(t, c, "web", "app:2", 64)
-	must[*ecs.CreateServiceOutput](t)(c.CreateService(ctx(t), &ecs.CreateServiceInput{
-		Cluster: aws.String("rs"), ServiceName: aws.String("web"), TaskDefinition: aws.String(v1), DesiredCount: aws.Int32(4),
-	}))
+	createService(t, c, "rs", "web", v1, 4)
 	waitStable(t, c, "rs", "web")
 	arns := func(status types.DesiredStatus) []string {
 		out := must[*ecs.ListTasksOutput](t)(c.ListTasks(ctx(t), &ecs.ListTasksInput{Cluster: aws.String("rs"), ServiceName: aws.String("web"), DesiredStatus: status}))
@@ -398,9 +391,7 @@ func TestStopServiceDeploymentRollsBack(t *testing.T) {
 	sims[0].HoldIf(func(dt agentapi.DesiredTask) bool {
 		return dt.Definition.ContainerDefinitions[0].Image == "berth-testapp:slow"
 	})
-	must[*ecs.CreateServiceOutput](t)(c.CreateService(ctx(t), &ecs.CreateServiceInput{
-		Cluster: aws.String("stop"), ServiceName: aws.String("web"), TaskDefinition: aws.String(v1), DesiredCount: aws.Int32(2),
-	}))
+	createService(t, c, "stop", "web", v1, 2)
 	waitStable(t, c, "stop", "web")
 	up := must[*ecs.UpdateServiceOutput](t)(c.UpdateService(ctx(t), &ecs.UpdateServiceInput{
 		Cluster: aws.String("stop"), Service: aws.String("web"), TaskDefinition: aws.String(v2)}))

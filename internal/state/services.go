@@ -50,8 +50,6 @@ type Service struct {
 	// Steady records that the "reached a steady state" event was given for
 	// the service's current state.
 	Steady bool `json:"berthSteady,omitempty"`
-	// Propagate is the service's propagateTags (the Service shape shows it too).
-	Propagate ecstypes.PropagateTags `json:"berthPropagateTags,omitempty"`
 	// LastStable is the latest deployment that COMPLETED: where a rollback goes.
 	LastStable *StableDeployment `json:"berthLastStable,omitempty"`
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"strconv"
 	"strings"
 
 	"github.com/berthdev/berth/internal/awsmodel/ecstypes"
@@ -198,17 +197,4 @@ func (s *Service) instanceFilter(filter string) (func(store.ReadTx, *state.Conta
 		inst := s.launcher.Instance(ci)
 		return expr.Match(&inst), nil
 	}, nil
-}
-
-func cutPort(p string) (string, int, bool) {
-	proto, num, ok := strings.Cut(p, "/")
-	n, err := strconv.Atoi(num)
-	return proto, n, ok && err == nil
-}
-
-// familyOf is the family of a task definition ARN.
-func familyOf(arn string) string {
-	_, rest, _ := strings.Cut(arn, "task-definition/")
-	fam, _, _ := strings.Cut(rest, ":")
-	return fam
 }

@@ -160,7 +160,6 @@ func (s *Service) CreateService(ctx context.Context, in *ecstypes.CreateServiceR
 		v.Events = []ecstypes.ServiceEvent{}
 		v.Tags = dedupeTags(in.Tags)
 		v.PropagateTags = propagate
-		svc.Propagate = propagate
 		v.CreatedAt = awsmodel.NewTime(now)
 		v.CreatedBy = caller
 		deploy.Defaults(svc)
@@ -294,7 +293,7 @@ func (s *Service) UpdateService(ctx context.Context, in *ecstypes.UpdateServiceR
 			svc.HealthCheckGracePeriodSeconds = in.HealthCheckGracePeriodSeconds
 		}
 		if in.PropagateTags != "" {
-			svc.PropagateTags, svc.Propagate = in.PropagateTags, in.PropagateTags
+			svc.PropagateTags = in.PropagateTags
 		}
 		if in.AvailabilityZoneRebalancing != "" {
 			svc.AvailabilityZoneRebalancing = in.AvailabilityZoneRebalancing

@@ -74,8 +74,8 @@ func TestCreateServiceDefaults(t *testing.T) {
 	}
 
 	rec := f.stored("api")
-	if rec.Generation != 1 || rec.Steady || rec.Cluster != "c" || rec.Propagate != ecstypes.PropagateTagsNone || len(rec.Deploys) != 1 {
-		t.Errorf("envelope = generation %d steady %v cluster %q propagate %q deploys %d", rec.Generation, rec.Steady, rec.Cluster, rec.Propagate, len(rec.Deploys))
+	if rec.Generation != 1 || rec.Steady || rec.Cluster != "c" || rec.PropagateTags != ecstypes.PropagateTagsNone || len(rec.Deploys) != 1 {
+		t.Errorf("envelope = generation %d steady %v cluster %q propagate %q deploys %d", rec.Generation, rec.Steady, rec.Cluster, rec.PropagateTags, len(rec.Deploys))
 	}
 }
 
@@ -371,7 +371,7 @@ func TestUpdateServiceDesiredCountOnly(t *testing.T) {
 	if len(got.Deployments) != 1 || *got.HealthCheckGracePeriodSeconds != 30 || got.PropagateTags != ecstypes.PropagateTagsService {
 		t.Errorf("deployments %d, grace %v, propagate %s", len(got.Deployments), got.HealthCheckGracePeriodSeconds, got.PropagateTags)
 	}
-	if p := f.stored("api").Propagate; p != ecstypes.PropagateTagsService {
+	if p := f.stored("api").PropagateTags; p != ecstypes.PropagateTagsService {
 		t.Errorf("stored propagate = %q", p)
 	}
 

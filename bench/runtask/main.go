@@ -53,11 +53,11 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ecs"
 	"github.com/aws/aws-sdk-go-v2/service/ecs/types"
 
-	"github.com/berthdev/berth/internal/sdkhttp"
 	"github.com/berthdev/berth/internal/agent"
 	"github.com/berthdev/berth/internal/controlplane"
 	"github.com/berthdev/berth/internal/runtime"
 	"github.com/berthdev/berth/internal/runtime/docker"
+	"github.com/berthdev/berth/internal/sdkhttp"
 	"github.com/berthdev/berth/internal/testimage"
 )
 

@@ -32,9 +32,9 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ecs"
 	"github.com/aws/aws-sdk-go-v2/service/ecs/types"
 
-	"github.com/berthdev/berth/internal/sdkhttp"
 	"github.com/berthdev/berth/internal/agentapi"
 	"github.com/berthdev/berth/internal/controlplane"
+	"github.com/berthdev/berth/internal/sdkhttp"
 	"github.com/berthdev/berth/internal/simagent"
 )
 

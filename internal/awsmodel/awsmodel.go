@@ -11,6 +11,7 @@
 package awsmodel
 
 //go:generate go run ./gen -models ../../../shared/aws-models -service ecs -pkg ecstypes -out ecstypes
+//go:generate go run ./gen -models ../../../shared/aws-models -service ecr -pkg ecrtypes -out ecrtypes
 
 import (
 	"bytes"

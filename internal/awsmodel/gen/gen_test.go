@@ -7,11 +7,17 @@ import (
 	"testing"
 )
 
-// TestGeneratedCodeIsCurrent regenerates the ECS types and compares them
-// with the committed ones, so a generator change cannot land without its
-// output (regenerate with `go generate ./internal/awsmodel`).
+// TestGeneratedCodeIsCurrent regenerates every generated package and
+// compares it with the committed one, so a generator change cannot land
+// without its output (regenerate with `go generate ./internal/awsmodel`).
 func TestGeneratedCodeIsCurrent(t *testing.T) {
-	model := filepath.Join("..", "..", "..", "..", "shared", "aws-models", "ecs", "service-2.json")
+	for svc, pkg := range map[string]string{"ecs": "ecstypes", "ecr": "ecrtypes"} {
+		t.Run(svc, func(t *testing.T) { checkGenerated(t, svc, pkg) })
+	}
+}
+
+func checkGenerated(t *testing.T, svc, pkg string) {
+	model := filepath.Join("..", "..", "..", "..", "shared", "aws-models", svc, "service-2.json")
 	if _, err := os.Stat(model); err != nil {
 		if os.Getenv("CI") != "" {
 			t.Fatalf("the AWS models are missing at %s: CI checks out shared/ beside the repository", model)
@@ -19,10 +25,10 @@ func TestGeneratedCodeIsCurrent(t *testing.T) {
 		t.Skipf("no AWS models at %s", model)
 	}
 	out := t.TempDir()
-	if err := run(model, "ecstypes", out); err != nil {
+	if err := run(model, pkg, out); err != nil {
 		t.Fatal(err)
 	}
-	committed := filepath.Join("..", "ecstypes")
+	committed := filepath.Join("..", pkg)
 	entries, err := os.ReadDir(out)
 	if err != nil {
 		t.Fatal(err)

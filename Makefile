@@ -13,12 +13,12 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 ## test: install test dependencies, then vet, unit + end-to-end tests (race detector on), and short fuzz runs
 test: deps vet unit fuzz
 
-## deps: from Debian, the AWS CLI v2 the end-to-end tests drive and the distribution registry they pull from
+## deps: from Debian, the AWS CLI v2 and skopeo the end-to-end tests drive, and the distribution registry (a test peer and the benchmark's)
 deps:
-	@if [ ! -x /usr/bin/aws ] || [ ! -x /usr/bin/docker-registry ]; then \
-		echo "installing awscli and docker-registry from Debian"; \
+	@if [ ! -x /usr/bin/aws ] || [ ! -x /usr/bin/docker-registry ] || [ ! -x /usr/bin/skopeo ]; then \
+		echo "installing awscli, docker-registry and skopeo from Debian"; \
 		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
-		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq awscli docker-registry >/dev/null; \
+		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq awscli docker-registry skopeo >/dev/null; \
 	fi
 	@/usr/bin/aws --version
 
@@ -32,10 +32,12 @@ unit:
 fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzDispatch$$' -fuzztime $$((300000 * $(FUZZ_SCALE)))x ./internal/awsmodel
 	$(GO) test -run '^$$' -fuzz '^FuzzHandlers$$' -fuzztime $$((10000 * $(FUZZ_SCALE)))x ./internal/api/ecs
+	$(GO) test -run '^$$' -fuzz '^FuzzHandlers$$' -fuzztime $$((10000 * $(FUZZ_SCALE)))x ./internal/api/ecr
 	$(GO) test -run '^$$' -fuzz '^FuzzParseAuthorization$$' -fuzztime $$((400000 * $(FUZZ_SCALE)))x ./internal/api/sigv4
 	$(GO) test -run '^$$' -fuzz '^FuzzParsePresigned$$' -fuzztime $$((400000 * $(FUZZ_SCALE)))x ./internal/api/sigv4
 	$(GO) test -run '^$$' -fuzz '^FuzzParseExpression$$' -fuzztime $$((300000 * $(FUZZ_SCALE)))x ./internal/scheduler
 	$(GO) test -run '^$$' -fuzz '^FuzzAgentProtocol$$' -fuzztime $$((30000 * $(FUZZ_SCALE)))x ./internal/api/agent
+	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $$((20000 * $(FUZZ_SCALE)))x ./internal/registry
 
 ## generate: regenerate API types from ../shared/aws-models
 generate:

@@ -48,7 +48,7 @@ func newAgentFlags(stderr io.Writer) (*flag.FlagSet, *agentFlags) {
 	fs.StringVar(&f.stateDir, "state-dir", filepath.Join(defaultDataDir(), "agent"), "directory for the agent's identity and task state")
 	fs.StringVar(&f.metadataListen, "metadata-listen", agent.DefaultMetadataListen, "address of the task metadata endpoint (v4) containers call")
 	fs.IntVar(&f.reservedMemory, "reserved-memory", 0, "MiB of host memory not offered to tasks")
-	fs.StringVar(&f.registryAuth, "registry-auth-file", os.Getenv("BERTH_REGISTRY_AUTH_FILE"), "Docker config.json with credentials for private registries (like ECS_ENGINE_AUTH_TYPE=dockercfg)")
+	fs.StringVar(&f.registryAuth, "registry-auth-file", os.Getenv("BERTH_REGISTRY_AUTH_FILE"), "Docker config.json with credentials for private registries (like ECS_ENGINE_AUTH_TYPE=dockercfg); Berth's own registry needs none, the agent gets its credentials from the control plane")
 	fs.Var(f.attrs, "attribute", "custom instance attribute name=value (repeatable)")
 	fs.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	fs.StringVar(&f.logFormat, "log-format", "json", "log format: text or json")

@@ -31,6 +31,8 @@ type Agent struct {
 	reporter *reporter
 	meta     *metadataServer
 	pause    PauseImager
+	// registry holds the pull credentials of the control plane's registry.
+	registry *berthRegistry
 
 	// Set in Run before any manager starts.
 	info           runtime.HostInfo
@@ -74,12 +76,14 @@ func New(cfg Config) (*Agent, error) {
 		return nil, err
 	}
 	log := cfg.Logger.With("component", "agent")
+	client := &agentapi.Client{Endpoint: cfg.Endpoint, Token: cfg.Token, HTTP: cfg.HTTPClient}
 	a := &Agent{
 		cfg:        cfg,
 		log:        log,
 		rt:         cfg.Runtime,
 		clock:      cfg.Clock,
-		client:     &agentapi.Client{Endpoint: cfg.Endpoint, Token: cfg.Token, HTTP: cfg.HTTPClient},
+		client:     client,
+		registry:   newBerthRegistry(client, cfg.Endpoint, cfg.Clock, log.With("subcomponent", "registry_credentials")),
 		store:      store,
 		reporter:   newReporter(cfg.MaxPendingReports),
 		meta:       newMetadataServer(cfg.Runtime, log.With("subcomponent", "metadata")),

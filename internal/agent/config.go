@@ -71,8 +71,10 @@ type Config struct {
 	ReservedPorts []int
 	// ReservedUDPPorts are host UDP ports tasks may not use.
 	ReservedUDPPorts []int
-	// RegistryAuth returns the credentials to pull an image with, or nil to
-	// pull anonymously (see LoadDockerConfig).
+	// RegistryAuth returns the credentials to pull an image with, or nil
+	// for none (see LoadDockerConfig). Where it returns nil, images on the
+	// control plane's own registry are pulled with credentials the agent
+	// gets from the control plane, and others anonymously.
 	RegistryAuth func(image string) *runtime.RegistryAuth
 	// Attributes are custom instance attributes; names may not start with "ecs.".
 	Attributes map[string]string

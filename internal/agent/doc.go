@@ -42,6 +42,17 @@
 // own 128-bit random token, which is the only thing that authorises a
 // request, so the port should not be reachable from outside the host.
 //
+// # Pulling images
+//
+// Credentials for a pull come from Config.RegistryAuth (the user's Docker
+// config.json, LoadDockerConfig) for the registries it names. Images on
+// the control plane's own registry (the hosts announced at registration,
+// and the host of Config.Endpoint) need no configuration: the agent fetches
+// a login from the control plane (registrycreds.go), caches it until ten
+// minutes before it expires, and after a pull the registry refuses it
+// fetches a fresh one and pulls once more. Other images are pulled
+// anonymously. Credentials are never logged.
+//
 // # Supported, and not
 //
 // Network modes bridge (published ports, dynamic host ports reported as

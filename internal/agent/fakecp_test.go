@@ -12,10 +12,11 @@ import (
 	"time"
 
 	"github.com/berthdev/berth/internal/agentapi"
+	"github.com/berthdev/berth/internal/awsmodel"
 )
 
-// fakeControlPlane is an in-process control plane serving the three agent
-// protocol endpoints, with fault injection and a record of what it got.
+// fakeControlPlane is an in-process control plane serving the agent protocol's
+// endpoints, with fault injection and a record of what it got.
 // Like the real one, it applies a task report only if its Seq is newer
 // than the last applied one, and stops listing a task once it applied a
 // STOPPED report for it.
@@ -41,6 +42,16 @@ type fakeControlPlane struct {
 	history     map[string][]agentapi.TaskReport // applied task reports, in order
 	seqs        map[string]uint64
 
+	// The control plane's registry: registries are announced at
+	// registration; registry-credentials mints a login for each, with
+	// password tok-<n> for the n-th call, valid for credTTL.
+	registries []string
+	credTTL    time.Duration
+	credCalls  int
+	// credStatus, when set, is the status registry-credentials answers
+	// instead (404: a control plane without the call).
+	credStatus int
+
 	// Faults.
 	down        bool // every call answers 503
 	failReports int  // so many next reports answer 500
@@ -56,12 +67,14 @@ func newFakeControlPlane(t *testing.T) *fakeControlPlane {
 		applied:   map[string]agentapi.TaskReport{},
 		history:   map[string][]agentapi.TaskReport{},
 		seqs:      map[string]uint64{},
+		credTTL:   time.Hour,
 	}
 	mux := http.NewServeMux()
 	p := agentapi.PathPrefix
 	mux.HandleFunc("POST "+p+"/register", cp.register)
 	mux.HandleFunc("GET "+p+"/instances/{id}/desired", cp.desired)
 	mux.HandleFunc("POST "+p+"/instances/{id}/report", cp.report)
+	mux.HandleFunc("POST "+p+"/instances/{id}/registry-credentials", cp.registryCredentials)
 	cp.srv = httptest.NewServer(mux)
 	t.Cleanup(cp.srv.Close)
 	return cp
@@ -112,7 +125,32 @@ func (cp *fakeControlPlane) register(w http.ResponseWriter, r *http.Request) {
 		ContainerInstanceArn: "arn:aws:ecs:us-east-1:000000000000:container-instance/" + req.Cluster + "/" + id,
 		Cluster:              req.Cluster,
 		HeartbeatSeconds:     cp.heartbeat,
+		Registries:           cp.registries,
 	})
+}
+
+func (cp *fakeControlPlane) registryCredentials(w http.ResponseWriter, r *http.Request) {
+	cp.mu.Lock()
+	defer cp.mu.Unlock()
+	defer cp.notifyLocked()
+	cp.credCalls++
+	switch {
+	case r.Header.Get("Authorization") != "Bearer join-token":
+		fail(w, 401, "Unauthorized", "bad token")
+		return
+	case !cp.instances[r.PathValue("id")]:
+		fail(w, 404, "UnknownInstance", "no instance")
+		return
+	case cp.credStatus != 0:
+		fail(w, cp.credStatus, "Injected", "injected failure")
+		return
+	}
+	out := agentapi.RegistryCredentials{Registries: []agentapi.RegistryLogin{}}
+	for _, host := range cp.registries {
+		out.Registries = append(out.Registries, agentapi.RegistryLogin{Host: host, Username: "AWS",
+			Password: "tok-" + strconv.Itoa(cp.credCalls), ExpiresAt: awsmodel.Time{Time: time.Now().Add(cp.credTTL)}})
+	}
+	json.NewEncoder(w).Encode(out)
 }
 
 func (cp *fakeControlPlane) desired(w http.ResponseWriter, r *http.Request) {

@@ -40,6 +40,15 @@ type ImageIDer interface {
 	ImageID(ctx context.Context, ref string) (string, error)
 }
 
+// ImageDigester is the optional runtime capability of naming the manifest
+// digest a local image was pulled by, which DescribeTasks shows as the
+// container's imageDigest. *docker.Runtime implements it.
+type ImageDigester interface {
+	// ImageDigest returns "sha256:..." of the manifest ref was pulled as,
+	// or an error when the engine has no digest for it (a local build).
+	ImageDigest(ctx context.Context, ref string) (string, error)
+}
+
 // runtimePause is the default PauseImager: the image is used if present,
 // else built from pauseBinary and loaded when the runtime is an ImageLoader.
 type runtimePause struct {

@@ -42,6 +42,7 @@ func (m *manager) report() agentapi.TaskReport {
 		cr := agentapi.ContainerReport{
 			Name:            c.Name,
 			RuntimeID:       c.RuntimeID,
+			ImageDigest:     c.ImageDigest,
 			LastStatus:      c.lastStatus(),
 			ExitCode:        c.ExitCode,
 			Reason:          c.Reason,

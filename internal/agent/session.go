@@ -88,6 +88,7 @@ func (a *Agent) registerLocked(ctx context.Context) error {
 			if a.cfg.HeartbeatInterval > 0 && a.cfg.HeartbeatInterval < a.heartbeat {
 				a.heartbeat = a.cfg.HeartbeatInterval
 			}
+			a.registry.registered(resp.Registries)
 			select {
 			case <-a.registered:
 			default:

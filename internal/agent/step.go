@@ -239,7 +239,7 @@ func (m *manager) cannotStart(c *containerRecord, reason string) bool {
 func (m *manager) pull(ctx context.Context, c *containerRecord, image string) bool {
 	for _, o := range m.rec.Containers {
 		if o.Pulled && m.imageOf(o) == image {
-			c.Pulled, c.ImageID = true, o.ImageID
+			c.Pulled, c.ImageID, c.ImageDigest = true, o.ImageID, o.ImageDigest
 			return true
 		}
 	}
@@ -250,11 +250,17 @@ func (m *manager) pull(ctx context.Context, c *containerRecord, image string) bo
 	if !present {
 		m.log.Info("pulling image", "container", c.Name, "image", image)
 		pctx, cancel := context.WithTimeout(ctx, m.a.cfg.PullTimeout)
-		var auth *runtime.RegistryAuth
-		if m.a.cfg.RegistryAuth != nil {
-			auth = m.a.cfg.RegistryAuth(image)
-		}
+		auth, fromBerth := m.a.pullAuth(pctx, image)
 		err := m.a.rt.Pull(pctx, image, auth)
+		if err != nil && fromBerth && pctx.Err() == nil && isAuthError(err) {
+			// The control plane's registry refused cached credentials (it
+			// restarted with a new key, or they lapsed early): once more
+			// with fresh ones.
+			m.log.Info("registry refused the pull; retrying with fresh credentials", "container", c.Name, "image", image, "err", err)
+			m.a.registry.invalidate()
+			auth, _ = m.a.pullAuth(pctx, image)
+			err = m.a.rt.Pull(pctx, image, auth)
+		}
 		cancel()
 		if err != nil {
 			if ctx.Err() != nil {
@@ -271,6 +277,11 @@ func (m *manager) pull(ctx context.Context, c *containerRecord, image string) bo
 	if ider, ok := m.a.rt.(ImageIDer); ok {
 		if id, err := ider.ImageID(ctx, image); err == nil {
 			c.ImageID = id
+		}
+	}
+	if dg, ok := m.a.rt.(ImageDigester); ok {
+		if d, err := dg.ImageDigest(ctx, image); err == nil {
+			c.ImageDigest = d
 		}
 	}
 	return true

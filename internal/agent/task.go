@@ -113,6 +113,9 @@ type containerRecord struct {
 	RuntimeID  string `json:"runtimeId,omitempty"`
 	// ImageID is the engine's id of the image, when the runtime tells it.
 	ImageID string `json:"imageId,omitempty"`
+	// ImageDigest is the manifest digest the image was pulled by (ECS's
+	// container imageDigest), when the runtime tells it.
+	ImageDigest string `json:"imageDigest,omitempty"`
 	// Token is the secret path element of the container's metadata URIs.
 	Token     string `json:"token"`
 	Essential bool   `json:"essential"`

@@ -13,6 +13,20 @@
 //	  GET  /instances/<id>/desired?after=R -> answers at once if anything changed after store
 //	                                          revision R, else holds the request (long poll)
 //	  POST /instances/<id>/report {seq, tasks} -> applies task transitions; doubles as heartbeat
+//	  POST /instances/<id>/registry-credentials -> {registries: [{host, username, password, expiresAt}]}:
+//	                                          pull credentials for the control plane's own registry
+//	                                          (empty without one)
+//
+// Calls under /instances/<id>/ carry the instance secret (SecretHeader).
+//
+// # Pulling from Berth's registry
+//
+// The register response names the hosts of the control plane's registry
+// (RegisterResponse.Registries). When a task's image lives on one of them,
+// or on the host of the endpoint the agent talks to, the agent fetches
+// credentials from /registry-credentials (a `docker login` as user AWS with
+// a token, like ECR's GetAuthorizationToken) and caches them until shortly
+// before they expire; the user configures nothing.
 //
 // Reports are idempotent: every task report carries the agent's per-task
 // sequence number and the control plane ignores any it has already applied,
@@ -22,6 +36,10 @@
 package agentapi
 
 import (
+	"fmt"
+	"log/slog"
+	"time"
+
 	"github.com/berthdev/berth/internal/awsmodel"
 	"github.com/berthdev/berth/internal/awsmodel/ecstypes"
 )
@@ -69,6 +87,10 @@ type RegisterResponse struct {
 	// (header SecretHeader) and its re-registration; the agent keeps it
 	// with its identity. The control plane stores only its hash.
 	InstanceSecret string `json:"instanceSecret"`
+	// Registries are the hosts (host[:port], as image references name them)
+	// of the control plane's own registry, whose pull credentials the agent
+	// gets from the registry-credentials call; empty when it has none.
+	Registries []string `json:"registries,omitempty"`
 }
 
 // SecretHeader carries the instance secret on polls and reports.
@@ -154,6 +176,34 @@ type ReportResponse struct {
 	// Applied counts the task reports that changed state (the rest were stale
 	// or repeated).
 	Applied int `json:"applied"`
+}
+
+// RegistryCredentials answers the registry-credentials call: a login for
+// each of the control plane's registries, none when it has no registry.
+type RegistryCredentials struct {
+	Registries []RegistryLogin `json:"registries"`
+}
+
+// RegistryLogin is a `docker login` for one registry, valid until
+// ExpiresAt. Its String and LogValue hide the password, so that a login
+// printed or logged by mistake does not leak it.
+type RegistryLogin struct {
+	// Host is the registry's host[:port] as image references name it.
+	Host     string `json:"host"`
+	Username string `json:"username"`
+	Password string `json:"password"`
+	// ExpiresAt is when the password stops working.
+	ExpiresAt awsmodel.Time `json:"expiresAt"`
+}
+
+// String describes the login without its password.
+func (l RegistryLogin) String() string {
+	return fmt.Sprintf("{%s %s <redacted> until %s}", l.Host, l.Username, l.ExpiresAt.UTC().Format(time.RFC3339))
+}
+
+// LogValue logs the login without its password.
+func (l RegistryLogin) LogValue() slog.Value {
+	return slog.GroupValue(slog.String("host", l.Host), slog.String("username", l.Username), slog.Time("expires_at", l.ExpiresAt.Time))
 }
 
 // Error is the body of every non-2xx answer.

@@ -71,6 +71,14 @@ func (c *Client) Report(ctx context.Context, instanceID string, r Report) (Repor
 	return out, err
 }
 
+// RegistryCredentials fetches the instance's pull credentials for the
+// control plane's registry (none when it has no registry).
+func (c *Client) RegistryCredentials(ctx context.Context, instanceID string) (RegistryCredentials, error) {
+	var out RegistryCredentials
+	err := c.do(ctx, http.MethodPost, "/instances/"+url.PathEscape(instanceID)+"/registry-credentials", instanceID, nil, &out)
+	return out, err
+}
+
 func (c *Client) do(ctx context.Context, method, path, instanceID string, in, out any) error {
 	var body io.Reader
 	if in != nil {

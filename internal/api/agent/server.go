@@ -1,7 +1,9 @@
 // Package agent serves the control plane's side of the agent protocol
 // (package agentapi): agents register their instance, long-poll the desired
-// state of their tasks, and report what they observe. It also tracks which
-// agents are connected, which DescribeContainerInstances reports.
+// state of their tasks, report what they observe, and fetch the credentials
+// to pull from the control plane's registry (credentials.go). It also
+// tracks which agents are connected, which DescribeContainerInstances
+// reports.
 package agent
 
 import (
@@ -47,8 +49,13 @@ type Config struct {
 	// open almost all the time, so this only bridges the gap between two
 	// polls and a slow report; default 15 s.
 	DisconnectGrace time.Duration
-	Now             func() time.Time
-	Logger          *slog.Logger
+	// Registry is the control plane's container registry, whose pull
+	// credentials agents get from the registry-credentials call; nil (not
+	// a nil *registry.Registry) when there is none, and agents then get an
+	// empty list.
+	Registry Registry
+	Now      func() time.Time
+	Logger   *slog.Logger
 }
 
 // Server implements the agent protocol as an http.Handler.
@@ -251,6 +258,8 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			s.desired(w, r, id)
 		case verb == "report" && r.Method == http.MethodPost:
 			s.report(w, r, id)
+		case verb == "registry-credentials" && r.Method == http.MethodPost:
+			s.registryCredentials(w, r, id)
 		default:
 			writeErr(w, http.StatusNotFound, "NotFound", "no such agent endpoint")
 		}
@@ -357,7 +366,7 @@ func (s *Server) register(w http.ResponseWriter, r *http.Request) {
 			return err
 		}
 		out = agentapi.RegisterResponse{InstanceID: id, ContainerInstanceArn: ci.ContainerInstanceArn, Cluster: req.Cluster,
-			HeartbeatSeconds: int(s.cfg.Heartbeat / time.Second), InstanceSecret: secret}
+			HeartbeatSeconds: int(s.cfg.Heartbeat / time.Second), InstanceSecret: secret, Registries: s.registryHosts()}
 		return tx.Put(state.InstanceIDKey(id), []byte(req.Cluster))
 	})
 	if errors.Is(err, errdefs.ErrNotFound) {

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 
 	"github.com/moby/moby/api/types/jsonstream"
 	"github.com/moby/moby/api/types/registry"
@@ -83,6 +84,39 @@ func (r *Runtime) ImageID(ctx context.Context, image string) (string, error) {
 		return "", engineError(ctx, fmt.Sprintf("inspect image %q", image), err, errdefs.ErrFailedPrecondition)
 	}
 	return res.ID, nil
+}
+
+// ImageDigest returns the manifest digest ("sha256:...") the engine
+// recorded when it pulled image: the RepoDigests entry of image's
+// repository. An image that was built or loaded, not pulled, has none
+// (errdefs.ErrNotFound). It is not part of runtime.Runtime.
+func (r *Runtime) ImageDigest(ctx context.Context, image string) (string, error) {
+	res, err := r.c.ImageInspect(ctx, image)
+	if err != nil {
+		return "", engineError(ctx, fmt.Sprintf("inspect image %q", image), err, errdefs.ErrFailedPrecondition)
+	}
+	if d := repoDigest(image, res.RepoDigests); d != "" {
+		return d, nil
+	}
+	return "", fmt.Errorf("image %q has no repository digest: %w", image, errdefs.ErrNotFound)
+}
+
+// repoDigest picks the digest of image's repository from an image's
+// RepoDigests ("repo@sha256:..."). image may carry a tag or a digest.
+func repoDigest(image string, repoDigests []string) string {
+	repo := image
+	if i := strings.Index(repo, "@"); i >= 0 {
+		repo = repo[:i]
+	} else if i := strings.LastIndex(repo, ":"); i > strings.LastIndex(repo, "/") {
+		repo = repo[:i]
+	}
+	for _, rd := range repoDigests {
+		name, digest, ok := strings.Cut(rd, "@")
+		if ok && (name == repo || name == "docker.io/library/"+repo || name == "docker.io/"+repo) {
+			return digest
+		}
+	}
+	return ""
 }
 
 // LoadImage loads a "docker save" archive (as written by

@@ -50,6 +50,10 @@ type JSONService struct {
 	// ServerErrorCode is the error code (HTTP 500) for an unexpected failure,
 	// e.g. ServerException.
 	ServerErrorCode string
+	// MaxBodyBytes caps this service's request bodies; 0 means the front
+	// door's Config.MaxBodyBytes. ECR's UploadLayerPart carries a layer part
+	// of up to 20 MiB, base64-encoded, in its JSON body.
+	MaxBodyBytes int64
 	// Dispatch decodes, validates and runs operation op.
 	Dispatch func(ctx context.Context, op string, body []byte) (any, error)
 }
@@ -164,7 +168,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	body, err := readBody(w, r, s.cfg.MaxBodyBytes)
+	body, err := readBody(w, r, s.bodyLimit(r))
 	if err != nil {
 		s.writeJSONError(w, r, reqID, nil, err)
 		return
@@ -199,6 +203,18 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.writeJSONError(w, r, reqID, nil, awsmodel.NewAPIError("UnknownOperationException", http.StatusBadRequest,
 			"the request names no AWS operation: Berth routes by the X-Amz-Target header (AWS JSON), Action= (AWS Query) or /service/<Service>/operation/<Operation> (RPCv2 CBOR)"))
 	}
+}
+
+// bodyLimit is the body cap of the service the X-Amz-Target header names,
+// known before the body is read, or the front door's own.
+func (s *Server) bodyLimit(r *http.Request) int64 {
+	if target := r.Header.Get("X-Amz-Target"); target != "" {
+		prefix, _, _ := strings.Cut(target, ".")
+		if svc := s.byPrefix[prefix]; svc != nil && svc.MaxBodyBytes > 0 {
+			return svc.MaxBodyBytes
+		}
+	}
+	return s.cfg.MaxBodyBytes
 }
 
 // serveJSON authenticates and runs one AWS JSON request.

@@ -194,8 +194,16 @@ func Call[I any, O any, PI interface {
 	}
 	var v Validator
 	in.Validate(&v)
-	if err := v.Err(); err != nil {
-		return nil, err
+	if len(v.violations) > 0 {
+		// Generated inputs hold optional scalars by value, so the
+		// validator sees an absent maxResults or imageTag as 0 or "" and
+		// refuses it against a minimum; AWS checks only what a request
+		// carries. Violations on absent members are dropped (a missing
+		// required member is still refused). Valid requests never get here.
+		v.violations = presentViolations(v.violations, body)
+		if err := v.Err(); err != nil {
+			return nil, err
+		}
 	}
 	out, err := fn(ctx, (*I)(in))
 	if err != nil {

@@ -1,6 +1,7 @@
 package awsmodel
 
 import (
+	"encoding/json"
 	"fmt"
 	"regexp"
 	"strconv"
@@ -51,6 +52,9 @@ func (e *ValidationError) Error() string {
 	}
 	return b.String()
 }
+
+// requiredConstraint is the violation of a missing required member.
+const requiredConstraint = "Member must not be null"
 
 // Validator walks a request and records violations with the path of each
 // member. The zero value is ready to use. Paths are built only when a
@@ -126,7 +130,7 @@ func (v *Validator) Fail(member, constraint, value string) {
 
 // Required records that member is missing.
 func (v *Validator) Required(member string) {
-	v.Fail(member, "Member must not be null", "null")
+	v.Fail(member, requiredConstraint, "null")
 }
 
 // Enum checks that a non-empty s is one of values.
@@ -193,4 +197,63 @@ func (v *Validator) Range(member string, x, min, max float64, hasMin, hasMax boo
 // value must match).
 func MustCompile(pattern string) *regexp.Regexp {
 	return regexp.MustCompile(`^(?:` + pattern + `)$`)
+}
+
+// presentViolations keeps the violations of members the JSON body carries,
+// and every missing required member.
+func presentViolations(vs []Violation, body []byte) []Violation {
+	var doc any
+	_ = json.Unmarshal(body, &doc)
+	var left []Violation
+	for _, v := range vs {
+		if v.Constraint == requiredConstraint || present(doc, v.Field) {
+			left = append(left, v)
+		}
+	}
+	return left
+}
+
+// present reports whether the member at path (as the validator names it:
+// a.b[0].c, m["k"]) is in doc and not null.
+func present(doc any, path string) bool {
+	for path != "" {
+		switch {
+		case path[0] == '.':
+			path = path[1:]
+		case path[0] == '[':
+			end := strings.IndexByte(path, ']')
+			if end < 0 {
+				return true
+			}
+			seg := path[1:end]
+			path = path[end+1:]
+			if k, err := strconv.Unquote(seg); err == nil {
+				m, ok := doc.(map[string]any)
+				if doc, ok = m[k]; !ok {
+					return false
+				}
+				continue
+			}
+			i, err := strconv.Atoi(seg)
+			list, ok := doc.([]any)
+			if err != nil || !ok || i < 0 || i >= len(list) {
+				return false
+			}
+			doc = list[i]
+		default:
+			end := strings.IndexAny(path, ".[")
+			if end < 0 {
+				end = len(path)
+			}
+			m, ok := doc.(map[string]any)
+			if !ok {
+				return false
+			}
+			if doc, ok = m[path[:end]]; !ok {
+				return false
+			}
+			path = path[end:]
+		}
+	}
+	return doc != nil
 }

@@ -34,10 +34,11 @@ Usage:
 
 Commands:
   up        Run everything on this machine: the control plane with its
-            embedded store and a local agent that runs tasks on this host's
-            Docker Engine, ready for the AWS CLI. (The registry and load
-            balancer join it as they are built.) Prints the endpoint and how
-            to point the AWS CLI at it.
+            embedded store, the container registry (ECR, at /v2/ on the
+            endpoint) and a local agent that runs tasks on this host's Docker
+            Engine, ready for the AWS CLI and docker push. (The load balancer
+            joins it when it is built.) Prints the endpoint and how to point
+            the AWS CLI and docker at it.
   server    Run the control plane only, for a multi-host installation. Logs
             in JSON by default.
   agent     Run tasks on this host's Docker Engine for a control plane
@@ -93,6 +94,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 
 type serveFlags struct {
 	listen, dataDir, region, account, logLevel, logFormat string
+	registryHost                                          string
 	insecure, noAgent                                     bool
 }
 
@@ -121,6 +123,7 @@ func newServeFlags(cmd string, stderr io.Writer) (*flag.FlagSet, *serveFlags) {
 	fs.StringVar(&f.dataDir, "data-dir", defaultDataDir(), "directory for the store, credentials, images and logs")
 	fs.StringVar(&f.region, "region", controlplane.DefaultRegion, "the AWS region Berth serves; clients must sign for it")
 	fs.StringVar(&f.account, "account-id", controlplane.DefaultAccount, "the 12-digit AWS account id in ARNs")
+	fs.StringVar(&f.registryHost, "registry-host", "", "host[:port] that image references and repositoryUri use for the registry (default: the listen address, 127.0.0.1 for 0.0.0.0); agents on other hosts must reach it, and Docker pushes over plain HTTP only to 127.0.0.0/8 unless the host is in its insecure-registries")
 	fs.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	fs.StringVar(&f.logFormat, "log-format", defFormat, "log format: text or json")
 	fs.BoolVar(&f.insecure, "insecure-skip-auth", false, "DEVELOPMENT ONLY: accept unsigned requests as the admin")
@@ -172,13 +175,14 @@ func serve(cmd string, args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	cp, err := controlplane.Open(controlplane.Config{
-		Listen:   f.listen,
-		DataDir:  f.dataDir,
-		Region:   f.region,
-		Account:  f.account,
-		AdminKey: controlplane.AdminKey{AccessKeyID: os.Getenv("BERTH_ACCESS_KEY_ID"), SecretAccessKey: os.Getenv("BERTH_SECRET_ACCESS_KEY")},
-		Insecure: f.insecure,
-		Logger:   log,
+		Listen:       f.listen,
+		DataDir:      f.dataDir,
+		Region:       f.region,
+		Account:      f.account,
+		AdminKey:     controlplane.AdminKey{AccessKeyID: os.Getenv("BERTH_ACCESS_KEY_ID"), SecretAccessKey: os.Getenv("BERTH_SECRET_ACCESS_KEY")},
+		Insecure:     f.insecure,
+		RegistryHost: f.registryHost,
+		Logger:       log,
 	})
 	if err != nil {
 		fmt.Fprintf(stderr, "berth %s: %v\n", cmd, err)
@@ -229,6 +233,7 @@ func printBanner(w io.Writer, cp *controlplane.ControlPlane, took time.Duration,
 	fmt.Fprintf(&b, "  Endpoint:     %s\n", cp.Endpoint())
 	fmt.Fprintf(&b, "  Region:       %s\n", cp.Region())
 	fmt.Fprintf(&b, "  Account:      %s\n", cp.Account())
+	fmt.Fprintf(&b, "  Registry:     %s (ECR: aws ecr create-repository, then docker push %s/<repository>:<tag>)\n", cp.RegistryHost(), cp.RegistryHost())
 	fmt.Fprintf(&b, "  Data:         %s\n", cp.DataDir())
 	fmt.Fprintf(&b, "  Credentials:  %s (profile %q)", cp.CredentialsFile, controlplane.ProfileName)
 	if cp.KeyCreated {
@@ -239,7 +244,8 @@ func printBanner(w io.Writer, cp *controlplane.ControlPlane, took time.Duration,
 	fmt.Fprintf(&b, "\n\nPoint the AWS CLI at it:\n\n")
 	fmt.Fprintf(&b, "  source %s\n", cp.EnvFile)
 	fmt.Fprintf(&b, "  aws ecs create-cluster --endpoint-url %s\n", cp.Endpoint())
-	fmt.Fprintf(&b, "  aws ecs list-clusters --endpoint-url %s\n\n", cp.Endpoint())
+	fmt.Fprintf(&b, "  aws ecs list-clusters --endpoint-url %s\n", cp.Endpoint())
+	fmt.Fprintf(&b, "  aws ecr get-login-password --endpoint-url %s | docker login --username AWS --password-stdin %s\n\n", cp.Endpoint(), cp.RegistryHost())
 	fmt.Fprintf(&b, "The AWS SDKs and AWS CLI 2.13+ read AWS_ENDPOINT_URL from that file, so --endpoint-url\n")
 	fmt.Fprintf(&b, "can be left out there. Press Ctrl-C to stop.\n")
 	fmt.Fprint(w, b.String())

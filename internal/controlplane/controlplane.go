@@ -24,10 +24,12 @@ import (
 	"github.com/berthdev/berth/internal/agentapi"
 	"github.com/berthdev/berth/internal/api"
 	agentsrv "github.com/berthdev/berth/internal/api/agent"
+	"github.com/berthdev/berth/internal/api/ecr"
 	"github.com/berthdev/berth/internal/api/ecs"
 	"github.com/berthdev/berth/internal/api/sigv4"
 	"github.com/berthdev/berth/internal/controller"
 	"github.com/berthdev/berth/internal/launch"
+	"github.com/berthdev/berth/internal/registry"
 	"github.com/berthdev/berth/internal/state"
 	"github.com/berthdev/berth/internal/store"
 	"github.com/berthdev/berth/internal/store/bolt"
@@ -45,7 +47,7 @@ const (
 type Config struct {
 	// Listen is the TCP address of the API endpoint.
 	Listen string
-	// DataDir holds the store, the admin key and (later) registry blobs and logs.
+	// DataDir holds the store, the admin key, registry blobs (registry/) and logs.
 	DataDir string
 	Region  string
 	Account string
@@ -65,6 +67,18 @@ type Config struct {
 	// ServiceHealthWait is how long a service task without a health check
 	// runs before it counts as healthy; 0 means ECS's 40 seconds.
 	ServiceHealthWait time.Duration
+	// RegistryHost is host[:port] of the registry as image references name
+	// it (repositoryUri, docker login). Empty means the listen address, with
+	// 127.0.0.1 for an unspecified IP. Agents on other hosts need a name
+	// they can reach, and Docker treats only 127.0.0.0/8 as an insecure
+	// (plain HTTP) registry by default.
+	RegistryHost string
+	// RegistryGCGrace keeps unreferenced registry blobs this long; 0 means
+	// the registry's default (an hour).
+	RegistryGCGrace time.Duration
+	// LifecycleInterval is how often ECR lifecycle policies are applied; 0
+	// means the default (a minute).
+	LifecycleInterval time.Duration
 	// Insecure skips SigV4 verification. Development only; never the default.
 	Insecure bool
 	Logger   *slog.Logger
@@ -118,6 +132,7 @@ type ControlPlane struct {
 	token    string
 	agents   *agentsrv.Server
 	services *controller.Services
+	registry *registry.Registry
 	// KeyCreated reports that this start generated a new admin key.
 	KeyCreated bool
 	// CredentialsFile and EnvFile are the profile files written for users.
@@ -148,15 +163,41 @@ func Open(cfg Config) (*ControlPlane, error) {
 		return nil, fmt.Errorf("opening store: %w", err)
 	}
 	cp := &ControlPlane{cfg: cfg, store: st, key: key, token: token, KeyCreated: created, log: log}
-	cp.agents, err = agentsrv.New(agentsrv.Config{Store: st, Region: cfg.Region, Account: cfg.Account, Token: token, Now: cfg.Now, Logger: cfg.Logger, DisconnectGrace: cfg.AgentDisconnectGrace})
+	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
+		st.Close()
+		return nil, fmt.Errorf("listening on %s: %w", cfg.Listen, err)
+	}
+	cp.listener = ln
+	fail := func(err error) (*ControlPlane, error) {
+		ln.Close()
 		st.Close()
 		return nil, err
 	}
+	reg := prometheus.NewRegistry()
+	regKey, err := loadOrCreateRegistryKey(cfg.DataDir)
+	if err != nil {
+		return fail(err)
+	}
+	cp.registry, err = registry.Open(registry.Config{
+		Store: st, Dir: filepath.Join(cfg.DataDir, "registry"), Host: registryHost(cfg.RegistryHost, ln.Addr()),
+		Region: cfg.Region, Account: cfg.Account, TokenKey: regKey, GCGrace: cfg.RegistryGCGrace,
+		Now: cfg.Now, Logger: cfg.Logger, Metrics: reg,
+	})
+	if err != nil {
+		return fail(fmt.Errorf("opening the registry: %w", err))
+	}
+	cp.agents, err = agentsrv.New(agentsrv.Config{Store: st, Region: cfg.Region, Account: cfg.Account, Token: token, Now: cfg.Now, Logger: cfg.Logger, DisconnectGrace: cfg.AgentDisconnectGrace, Registry: cp.registry})
+	if err != nil {
+		return fail(err)
+	}
 	ecsSvc, err := ecs.New(ecs.Config{Store: st, Region: cfg.Region, Account: cfg.Account, Now: cfg.Now, Logger: cfg.Logger, Connected: cp.agents.Connected})
 	if err != nil {
-		st.Close()
-		return nil, err
+		return fail(err)
+	}
+	ecrSvc, err := ecr.New(ecr.Config{Store: st, Registry: cp.registry, Region: cfg.Region, Account: cfg.Account, Now: cfg.Now, Logger: cfg.Logger})
+	if err != nil {
+		return fail(err)
 	}
 	cp.services = &controller.Services{
 		Store:      st,
@@ -165,7 +206,6 @@ func Open(cfg Config) (*ControlPlane, error) {
 		Logger:     cfg.Logger,
 		HealthWait: cfg.ServiceHealthWait,
 	}
-	reg := prometheus.NewRegistry()
 	cp.services.Metrics = controller.NewServiceMetrics(reg, cp.services)
 	reg.MustRegister(
 		collectors.NewGoCollector(),
@@ -182,19 +222,12 @@ func Open(cfg Config) (*ControlPlane, error) {
 		Auth:     &sigv4.Verifier{Lookup: cp.lookupKey, Now: cfg.Now},
 		Insecure: cfg.Insecure,
 		Logger:   cfg.Logger,
-		Services: []*api.JSONService{ecsSvc.JSONService()},
-		Handlers: map[string]http.Handler{agentapi.PathPrefix + "/": cp.agents},
+		Services: []*api.JSONService{ecsSvc.JSONService(), ecrSvc.JSONService()},
+		Handlers: map[string]http.Handler{agentapi.PathPrefix + "/": cp.agents, "/v2/": cp.registry},
 	})
 	if err != nil {
-		st.Close()
-		return nil, err
+		return fail(err)
 	}
-	ln, err := net.Listen("tcp", cfg.Listen)
-	if err != nil {
-		st.Close()
-		return nil, fmt.Errorf("listening on %s: %w", cfg.Listen, err)
-	}
-	cp.listener = ln
 	cp.http = &http.Server{
 		Handler:           front,
 		ReadHeaderTimeout: 10 * time.Second,
@@ -203,9 +236,7 @@ func Open(cfg Config) (*ControlPlane, error) {
 	}
 	cp.CredentialsFile, cp.EnvFile, err = writeProfiles(cfg.DataDir, key, cp.Endpoint(), cfg.Region)
 	if err != nil {
-		ln.Close()
-		st.Close()
-		return nil, fmt.Errorf("writing credential profiles: %w", err)
+		return fail(fmt.Errorf("writing credential profiles: %w", err))
 	}
 	if cfg.Insecure {
 		log.Warn("signature verification is OFF: any request is accepted as the admin")
@@ -220,6 +251,25 @@ func (cp *ControlPlane) lookupKey(_ context.Context, id string) (sigv4.Credentia
 	}
 	return sigv4.Credentials{AccessKeyID: cp.key.AccessKeyID, SecretAccessKey: cp.key.SecretAccessKey}, true
 }
+
+// registryHost is the configured registry host, or the listen address with
+// 127.0.0.1 standing in for an unspecified IP.
+func registryHost(configured string, addr net.Addr) string {
+	if configured != "" {
+		return configured
+	}
+	host, port, err := net.SplitHostPort(addr.String())
+	if err != nil {
+		return addr.String()
+	}
+	if ip := net.ParseIP(host); ip != nil && ip.IsUnspecified() {
+		host = "127.0.0.1"
+	}
+	return net.JoinHostPort(host, port)
+}
+
+// RegistryHost is host:port of the registry, as repositoryUri names it.
+func (cp *ControlPlane) RegistryHost() string { return cp.registry.Host() }
 
 // Endpoint is the URL clients use, e.g. http://127.0.0.1:4566.
 func (cp *ControlPlane) Endpoint() string { return "http://" + cp.listener.Addr().String() }
@@ -256,6 +306,9 @@ func (cp *ControlPlane) Serve(ctx context.Context) error {
 	reaper := &controller.Reaper{Store: cp.store, Retention: cp.cfg.TaskRetention, Interval: cp.cfg.TaskReapInterval, Now: cp.cfg.Now, Logger: cp.cfg.Logger}
 	loops.Go(func() error { return reaper.Run(loopCtx) })
 	loops.Go(func() error { return cp.services.Run(loopCtx) })
+	loops.Go(func() error { return cp.registry.Run(loopCtx) })
+	lifecycle := &controller.Lifecycle{Store: cp.store, Images: cp.registry, Interval: cp.cfg.LifecycleInterval, Now: cp.cfg.Now, Logger: cp.cfg.Logger}
+	loops.Go(func() error { return lifecycle.Run(loopCtx) })
 	cp.log.Info("serving", "endpoint", cp.Endpoint(), "region", cp.cfg.Region, "account", cp.cfg.Account, "data_dir", cp.cfg.DataDir)
 	var err error
 	select {

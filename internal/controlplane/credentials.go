@@ -149,3 +149,29 @@ func writeFileAtomic(path string, data []byte, perm os.FileMode) error {
 	}
 	return os.Rename(tmp.Name(), path)
 }
+
+// registryKeyFile holds the key that signs registry tokens, so the
+// passwords `aws ecr get-login-password` hands out survive a restart.
+const registryKeyFile = "registry-token.key"
+
+// loadOrCreateRegistryKey returns the registry token key stored in dir,
+// creating a random 32-byte one (0600) on first use.
+func loadOrCreateRegistryKey(dir string) ([]byte, error) {
+	path := filepath.Join(dir, registryKeyFile)
+	buf, err := os.ReadFile(path)
+	if err == nil {
+		key, derr := base64.StdEncoding.DecodeString(strings.TrimSpace(string(buf)))
+		if derr != nil || len(key) < 32 {
+			return nil, fmt.Errorf("%s is damaged: remove it to create a new key (registry logins then need a new get-login-password)", path)
+		}
+		return key, nil
+	}
+	if !errors.Is(err, fs.ErrNotExist) {
+		return nil, err
+	}
+	key := make([]byte, 32)
+	if _, err := rand.Read(key); err != nil {
+		return nil, err
+	}
+	return key, writeFileAtomic(path, []byte(base64.StdEncoding.EncodeToString(key)+"\n"), 0o600)
+}

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"net/http"
 	"os"
 	"os/exec"
 	"strings"
@@ -52,6 +53,7 @@ func TestBerthUp(t *testing.T) {
 	out := banner.String()
 	for _, want := range []string{
 		"Endpoint:     http://" + addr,
+		"Registry:     " + addr + " (ECR",
 		"Region:       us-east-1",
 		"Account:      000000000000",
 		"Credentials:  " + dir + "/credentials (profile \"berth\") - new admin key created",
@@ -77,6 +79,10 @@ func TestBerthUp(t *testing.T) {
 	must[*ecs.ListClustersOutput](t)(c.ListClusters(ctx(t), &ecs.ListClustersInput{}))
 	if strings.Contains(out+stderr.String(), secret) {
 		t.Fatal("berth up printed the secret key")
+	}
+	// The registry answers on the same endpoint, and asks for credentials.
+	if resp, err := http.Get("http://" + addr + "/v2/"); err != nil || resp.StatusCode != http.StatusUnauthorized || !strings.HasPrefix(resp.Header.Get("WWW-Authenticate"), "Bearer ") {
+		t.Fatalf("GET /v2/ on berth up: %v %v", err, resp)
 	}
 	// The local agent registered this host in the default cluster and runs
 	// tasks on Docker.

@@ -38,7 +38,7 @@ func TestOtherProtocolsAnswerClearly(t *testing.T) {
 	}
 	// A known AWS JSON API that is not there yet.
 	req, _ := http.NewRequest(http.MethodPost, b.endpoint+"/", strings.NewReader("{}"))
-	req.Header.Set("X-Amz-Target", "AmazonEC2ContainerRegistry_V20150921.GetAuthorizationToken")
+	req.Header.Set("X-Amz-Target", "Logs_20140328.PutLogEvents")
 	req.Header.Set("Content-Type", "application/x-amz-json-1.1")
 	r, err := http.DefaultClient.Do(req)
 	if err != nil {
@@ -46,7 +46,7 @@ func TestOtherProtocolsAnswerClearly(t *testing.T) {
 	}
 	r.Body.Close()
 	if r.Header.Get("X-Amzn-ErrorType") != "UnknownOperationException" {
-		t.Fatalf("ECR target: %s", r.Header.Get("X-Amzn-ErrorType"))
+		t.Fatalf("CloudWatch Logs target: %s", r.Header.Get("X-Amzn-ErrorType"))
 	}
 
 	c := newCLI(t, b)

@@ -8,6 +8,7 @@ import (
 	"reflect"
 	"regexp"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/berthdev/berth/internal/api/ecs"
@@ -51,9 +52,16 @@ func TestREADMEListsImplementedActions(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	section := string(readme)
+	if i := strings.Index(section, "\n### ECS "); i >= 0 {
+		section = section[i+1:]
+		if j := strings.Index(section, "\n#"); j >= 0 {
+			section = section[:j]
+		}
+	}
 	row := regexp.MustCompile("(?m)^\\| `([A-Za-z]+)` \\| supported \\|")
 	var listed []string
-	for _, m := range row.FindAllStringSubmatch(string(readme), -1) {
+	for _, m := range row.FindAllStringSubmatch(section, -1) {
 		listed = append(listed, m[1])
 	}
 	impl := implemented(t)

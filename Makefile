@@ -48,6 +48,7 @@ bench:
 	$(GO) run ./bench/taskdefs
 	$(GO) run ./bench/runtask
 	$(GO) run ./bench/services
+	$(GO) run ./bench/registry
 	$(GO) test -run '^$$' -bench . -benchtime 2s ./internal/store/bolt
 	$(GO) test -run '^$$' -bench '^BenchmarkPlace$$' ./internal/scheduler
 

@@ -6,6 +6,8 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -282,6 +284,20 @@ func TestECRCraneSkopeoAndSDK(t *testing.T) {
 	}))
 	if tags := crane("ls", host+"/crane/copy"); tags != "" {
 		t.Fatalf("tags after delete: %q", tags)
+	}
+
+	// The registry's traffic shows in the Prometheus exposition.
+	resp, err := http.Get(b.endpoint + "/_berth/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	metrics, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, want := range []string{"berth_registry_pushed_bytes_total ", "berth_registry_pulled_bytes_total ", `berth_registry_requests_total{`} {
+		i := strings.Index(string(metrics), want)
+		if i < 0 || strings.HasPrefix(string(metrics[i+len(want):]), "0\n") {
+			t.Errorf("metrics lack a non-zero %s", want)
+		}
 	}
 }
 

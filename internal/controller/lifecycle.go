@@ -25,9 +25,11 @@ const DefaultLifecycleInterval = time.Minute
 // repository every minute.
 const evaluatedEvery = time.Hour
 
-// ImageDeleter deletes an image with all its tags: the registry.
-type ImageDeleter interface {
-	DeleteImage(ctx context.Context, repo, digest string) error
+// ImageExpirer deletes, in one store transaction, the images of a
+// repository that choose picks given the repository and its images as that
+// transaction reads them: the registry.
+type ImageExpirer interface {
+	ExpireImages(ctx context.Context, repo string, choose func(rec *state.Repository, images []*state.Image) []string) ([]*state.Image, error)
 }
 
 // Lifecycle applies ECR lifecycle policies: it evaluates each repository
@@ -36,7 +38,7 @@ type ImageDeleter interface {
 // is put, when an image is pushed or tagged in it, and every Interval.
 type Lifecycle struct {
 	Store  store.Store
-	Images ImageDeleter
+	Images ImageExpirer
 	// Interval is how often every policy is applied; default
 	// DefaultLifecycleInterval.
 	Interval time.Duration
@@ -237,7 +239,7 @@ func (l *Lifecycle) Apply(ctx context.Context, repo string) (int, error) {
 		l.defaults()
 	}
 	var rec *state.Repository
-	var images []lifecycle.Image
+	var images []*state.Image
 	err := l.Store.View(ctx, func(tx store.ReadTx) error {
 		var ok bool
 		var err error
@@ -250,12 +252,13 @@ func (l *Lifecycle) Apply(ctx context.Context, repo string) (int, error) {
 		if err != nil {
 			return err
 		}
+		images = images[:0]
 		for _, kv := range kvs {
 			img, err := state.Decode[state.Image](kv)
 			if err != nil {
 				return err
 			}
-			images = append(images, lifecycle.Image{Digest: img.Digest, Tags: img.Tags, PushedAt: img.PushedAt.Time, Manifests: img.Manifests})
+			images = append(images, img)
 		}
 		return nil
 	})
@@ -277,21 +280,36 @@ func (l *Lifecycle) Apply(ctx context.Context, repo string) (int, error) {
 		return 0, nil
 	}
 	now := l.Now()
-	tags := map[string][]string{}
-	for _, img := range images {
-		tags[img.Digest] = img.Tags
-	}
 	expired := 0
-	for _, e := range policy.Evaluate(images, now) {
-		err := l.Images.DeleteImage(ctx, repo, e.Digest)
+	if len(policy.Evaluate(lifecycleImages(images), now)) > 0 {
+		// The snapshot above only says there is work. The images are
+		// evaluated again in the transaction that deletes them: an image
+		// tagged, pushed again or referenced by an index since the snapshot
+		// may no longer be expired, and a deletion meanwhile may have
+		// lowered a count below a rule's countNumber.
+		rules := map[string]lifecycle.Rule{}
+		deleted, err := l.Images.ExpireImages(ctx, repo, func(cur *state.Repository, imgs []*state.Image) []string {
+			clear(rules)
+			if version(cur) != v {
+				return nil // the policy changed: the pass its change wakes applies it
+			}
+			var out []string
+			for _, e := range policy.Evaluate(lifecycleImages(imgs), now) {
+				rules[e.Digest] = e.Rule
+				out = append(out, e.Digest)
+			}
+			return out
+		})
 		if errors.Is(err, errdefs.ErrNotFound) {
-			continue // deleted meanwhile, or the repository is gone
+			return 0, nil // the repository is gone
 		}
 		if err != nil {
-			return expired, err
+			return 0, err
 		}
-		expired++
-		l.log.Info("image expired", "repository", repo, "digest", e.Digest, "tags", tags[e.Digest], "rule_priority", e.Rule.Priority)
+		for _, img := range deleted {
+			l.log.Info("image expired", "repository", repo, "digest", img.Digest, "tags", img.Tags, "rule_priority", rules[img.Digest].Priority)
+		}
+		expired = len(deleted)
 	}
 	if policyChanged || expired > 0 || rec.LifecycleEvaluatedAt == nil || now.Sub(rec.LifecycleEvaluatedAt.Time) >= evaluatedEvery {
 		if err := l.recordEvaluation(ctx, repo, v, now); err != nil {
@@ -299,6 +317,15 @@ func (l *Lifecycle) Apply(ctx context.Context, repo string) (int, error) {
 		}
 	}
 	return expired, nil
+}
+
+// lifecycleImages is what policy evaluation needs of images.
+func lifecycleImages(imgs []*state.Image) []lifecycle.Image {
+	out := make([]lifecycle.Image, 0, len(imgs))
+	for _, img := range imgs {
+		out = append(out, lifecycle.Image{Digest: img.Digest, Tags: img.Tags, PushedAt: img.PushedAt.Time, Manifests: img.Manifests})
+	}
+	return out
 }
 
 // recordEvaluation sets the repository's lastEvaluatedAt, if it still holds

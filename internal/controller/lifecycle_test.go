@@ -44,6 +44,7 @@ type registryEnv struct {
 	st  store.Store
 	reg *registry.Registry
 	clk *testClock
+	dir string
 }
 
 func newRegistryEnv(t *testing.T, repo string) *registryEnv {
@@ -59,7 +60,7 @@ func newRegistryEnv(t *testing.T, repo string) *registryEnv {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := &registryEnv{t: t, st: st, reg: reg, clk: clk}
+	e := &registryEnv{t: t, st: st, reg: reg, clk: clk, dir: filepath.Join(dir, "reg")}
 	e.update(func(tx store.Tx) error {
 		return state.Create(tx, state.RepositoryKey(repo), &state.Repository{Repository: ecrtypes.Repository{RepositoryName: repo, ImageTagMutability: ecrtypes.ImageTagMutabilityMutable}})
 	})
@@ -257,4 +258,58 @@ func TestLifecycleRun(t *testing.T) {
 	c := e.push("app", "v-c", "c")
 	waitFor("a push to expire the previous image", func() bool { return slices.Equal(e.left("app"), []string{c}) })
 	waitFor("lastEvaluatedAt", func() bool { return e.repo("app").LifecycleEvaluatedAt != nil })
+}
+
+// firstUpdateHook runs before, once, at the start of the first Update.
+type firstUpdateHook struct {
+	store.Store
+	mu     sync.Mutex
+	before func()
+}
+
+func (s *firstUpdateHook) Update(ctx context.Context, fn func(store.Tx) error) (int64, error) {
+	s.mu.Lock()
+	h := s.before
+	s.before = nil
+	s.mu.Unlock()
+	if h != nil {
+		h()
+	}
+	return s.Store.Update(ctx, fn)
+}
+
+// TestLifecycleConcurrentPush: an image the policy expired when it was
+// evaluated is tagged by a push before the deletion commits. The rule
+// (untagged images) no longer selects it, so it must stay, with its new
+// tag.
+func TestLifecycleConcurrentPush(t *testing.T) {
+	e := newRegistryEnv(t, "app")
+	ctx := context.Background()
+	u := e.push("app", "", "u")
+	e.clk.Advance(time.Hour) // more than a day old
+	_, manifest, err := e.reg.Manifest(ctx, "app", u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.setPolicy("app", `{"rules":[{"rulePriority":1,"selection":{"tagStatus":"untagged","countType":"sinceImagePushed","countUnit":"days","countNumber":1},"action":{"type":"expire"}}]}`)
+
+	hooked := &firstUpdateHook{Store: e.st}
+	reg, err := registry.Open(registry.Config{Store: hooked, Dir: e.dir, Host: "127.0.0.1:4566", TokenKey: bytes.Repeat([]byte("k"), 32), Now: e.clk.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hooked.before = func() { // the push lands between evaluation and deletion
+		if _, err := e.reg.PutManifest(ctx, "app", "keep", "", manifest); err != nil {
+			t.Error(err)
+		}
+	}
+	l := &controller.Lifecycle{Store: e.st, Images: reg, Now: e.clk.Now}
+	n, err := l.Apply(ctx, "app")
+	if err != nil || n != 0 {
+		t.Fatalf("expired %d, %v; want 0", n, err)
+	}
+	img, _, err := e.reg.Manifest(ctx, "app", "keep")
+	if err != nil || img.Digest != u {
+		t.Fatalf("the image tagged meanwhile: %+v, %v", img, err)
+	}
 }

@@ -338,10 +338,10 @@ func writeJSON(w http.ResponseWriter, contentType string, v any) error {
 	return err
 }
 
-// nextLink sets the Link header of a page that has a next one.
+// nextLink sets the Link header of a page that has a next one, in the
+// form the distribution spec writes: </v2/<name>/tags/list?n=<n>&last=<last>>; rel="next".
 func nextLink(w http.ResponseWriter, path string, n int, last string) {
-	q := url.Values{"n": {strconv.Itoa(n)}, "last": {last}}
-	w.Header().Set("Link", "<"+path+"?"+q.Encode()+`>; rel="next"`)
+	w.Header().Set("Link", "<"+path+"?n="+strconv.Itoa(n)+"&last="+url.QueryEscape(last)+`>; rel="next"`)
 }
 
 // serveTags answers GET /v2/<name>/tags/list.

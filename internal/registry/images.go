@@ -228,14 +228,12 @@ func (r *Registry) checkPut(tx store.ReadTx, repo, tag, digest string, pm *parse
 			return 0, errTagImmutable(repo, tag)
 		}
 	}
-	for _, b := range pm.blobs {
-		ok, err := r.readable(tx, repo, b)
-		if err != nil {
-			return 0, err
-		}
-		if !ok {
-			return 0, &Error{Message: fmt.Sprintf("The manifest references blob %s, which does not exist in the repository with name '%s'", b, repo), Digest: b, class: ErrManifestBlobUnknown}
-		}
+	b, err := r.unreadable(tx, repo, pm.blobs)
+	if err != nil {
+		return 0, err
+	}
+	if b != "" {
+		return 0, &Error{Message: fmt.Sprintf("The manifest references blob %s, which does not exist in the repository with name '%s'", b, repo), Digest: b, class: ErrManifestBlobUnknown}
 	}
 	size := pm.layerSize
 	for _, c := range pm.children {
@@ -379,6 +377,97 @@ func (r *Registry) DeleteImage(ctx context.Context, repo, digest string) error {
 		r.log.Info("deleted image", "repo", repo, "digest", digest)
 	}
 	return err
+}
+
+// ExpireImages deletes, in one transaction, the images of repo that choose
+// picks (by digest) given the repository record and every image of repo as
+// that transaction reads them, and returns the images it deleted. A caller
+// that evaluated a policy on an earlier snapshot evaluates it again in
+// choose, so that a push, tag move or policy change that landed meanwhile
+// is taken into account: nothing is deleted that is not expired when it
+// goes. choose may run more than once (the store may retry the
+// transaction) and must have no side effects. It fails with
+// ErrRepositoryNotFound.
+func (r *Registry) ExpireImages(ctx context.Context, repo string, choose func(rec *state.Repository, images []*state.Image) []string) ([]*state.Image, error) {
+	var deleted []*state.Image
+	if _, err := r.store.Update(ctx, func(tx store.Tx) error {
+		deleted = nil
+		rec, ok, err := state.Get[state.Repository](tx, state.RepositoryKey(repo))
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return r.errRepoNotFound(repo)
+		}
+		kvs, err := tx.List(state.ImagesRepoPrefix(repo), "", 0)
+		if err != nil {
+			return err
+		}
+		images := make([]*state.Image, 0, len(kvs))
+		byDigest := make(map[string]*state.Image, len(kvs))
+		for _, kv := range kvs {
+			img, err := state.Decode[state.Image](kv)
+			if err != nil {
+				return err
+			}
+			images = append(images, img)
+			byDigest[img.Digest] = img
+		}
+		for _, d := range choose(rec, images) {
+			img := byDigest[d]
+			if img == nil {
+				continue
+			}
+			delete(byDigest, d)
+			if err := deleteImage(tx, img); err != nil {
+				return err
+			}
+			deleted = append(deleted, img)
+		}
+		return nil
+	}); err != nil {
+		return nil, err
+	}
+	for _, img := range deleted {
+		r.log.Info("deleted image", "repo", repo, "digest", img.Digest)
+	}
+	return deleted, nil
+}
+
+// DeleteUntagged deletes image digest of repo if no tag names it, and
+// reports whether it did: what ECR does when an image loses its last tag,
+// decided in the transaction that deletes, so that a tag pushed since the
+// caller removed the last one keeps the image. It fails with
+// ErrRepositoryNotFound or ErrImageNotFound.
+func (r *Registry) DeleteUntagged(ctx context.Context, repo, digest string) (bool, error) {
+	if err := checkDigest(digest); err != nil {
+		return false, err
+	}
+	deleted := false
+	if _, err := r.store.Update(ctx, func(tx store.Tx) error {
+		deleted = false
+		if err := r.requireRepo(tx, repo); err != nil {
+			return err
+		}
+		img, ok, err := state.Get[state.Image](tx, state.ImageKey(repo, digest))
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return r.errImageNotFound(repo, digest, "")
+		}
+		if len(img.Tags) > 0 {
+			return nil
+		}
+		deleted = true
+		return deleteImage(tx, img)
+	}); err != nil {
+		return false, err
+	}
+	if deleted {
+		r.log.Info("deleted image", "repo", repo, "digest", digest)
+	}
+	return deleted, nil
 }
 
 func deleteImage(tx store.Tx, img *state.Image) error {

@@ -8,10 +8,12 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/berthdev/berth/internal/awsmodel/ecrtypes"
+	"github.com/berthdev/berth/internal/state"
 	"github.com/berthdev/berth/internal/store"
 )
 
@@ -179,7 +181,7 @@ func TestTagsList(t *testing.T) {
 		t.Fatalf("all: %+v link %q", l, link)
 	}
 	l, link = get("?n=2")
-	if !slices.Equal(l.Tags, []string{"a", "b"}) || link != `</v2/app/tags/list?last=b&n=2>; rel="next"` {
+	if !slices.Equal(l.Tags, []string{"a", "b"}) || link != `</v2/app/tags/list?n=2&last=b>; rel="next"` {
 		t.Fatalf("page 1: %v link %q", l.Tags, link)
 	}
 	l, link = get("?n=2&last=b")
@@ -200,7 +202,7 @@ func TestTagsList(t *testing.T) {
 	}
 	resp := e.do("GET", "/v2/_catalog?n=1", nil)
 	json.Unmarshal(expect(t, resp, http.StatusOK, ""), &cat)
-	if !slices.Equal(cat.Repositories, []string{"app"}) || resp.Header.Get("Link") == "" {
+	if !slices.Equal(cat.Repositories, []string{"app"}) || resp.Header.Get("Link") != `</v2/_catalog?n=1&last=app>; rel="next"` {
 		t.Fatalf("catalog %v link %q", cat.Repositories, resp.Header.Get("Link"))
 	}
 }
@@ -367,5 +369,80 @@ func TestPurgeRepository(t *testing.T) {
 	})
 	if _, _, err := e.r.Manifest(ctx, "app2", "v1"); err != nil {
 		t.Errorf("other repository touched: %v", err)
+	}
+}
+
+// listCounter counts the List calls under prefix that transactions make.
+type listCounter struct {
+	store.Store
+	prefix string
+	n      atomic.Int64
+}
+
+type countingReadTx struct {
+	store.ReadTx
+	c *listCounter
+}
+
+func (tx countingReadTx) List(prefix, after string, limit int) ([]store.KV, error) {
+	if prefix == tx.c.prefix {
+		tx.c.n.Add(1)
+	}
+	return tx.ReadTx.List(prefix, after, limit)
+}
+
+type countingTx struct {
+	store.Tx
+	c *listCounter
+}
+
+func (tx countingTx) List(prefix, after string, limit int) ([]store.KV, error) {
+	if prefix == tx.c.prefix {
+		tx.c.n.Add(1)
+	}
+	return tx.Tx.List(prefix, after, limit)
+}
+
+func (s *listCounter) View(ctx context.Context, fn func(store.ReadTx) error) error {
+	return s.Store.View(ctx, func(tx store.ReadTx) error { return fn(countingReadTx{tx, s}) })
+}
+
+func (s *listCounter) Update(ctx context.Context, fn func(store.Tx) error) (int64, error) {
+	return s.Store.Update(ctx, func(tx store.Tx) error { return fn(countingTx{tx, s}) })
+}
+
+// TestManifestRepeatedLayerReadOnce: a manifest may name one layer many
+// times (up to ~40,000 in 4 MiB). When that layer is readable only through
+// another image (its link deleted), checking it must not read every image
+// of the repository once per mention, inside PutManifest's write
+// transaction, where it would stall every writer of the store.
+func TestManifestRepeatedLayerReadOnce(t *testing.T) {
+	e := newEnv(t)
+	e.createRepo("app", "")
+	base := e.image("app", "shared layer")
+	e.putManifest("app", "base", base)
+	layer := Digest([]byte("shared layer"))
+	expect(t, e.do("DELETE", "/v2/app/blobs/"+layer, nil), http.StatusAccepted, "") // readable only through "base" now
+
+	var doc manifestDoc
+	if err := json.Unmarshal(base, &doc); err != nil {
+		t.Fatal(err)
+	}
+	for range 1000 {
+		doc.Layers = append(doc.Layers, doc.Layers[0])
+	}
+	m := mustJSON(t, doc)
+
+	c := &listCounter{Store: e.store, prefix: state.ImagesRepoPrefix("app")}
+	r, err := Open(Config{Store: c, Dir: e.dir, Host: "h", TokenKey: testKey, Now: e.clk.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.PutManifest(context.Background(), "app", "many", MediaTypeOCIManifest, m); err != nil {
+		t.Fatal(err)
+	}
+	// One read of the repository's images in the check, one in the commit.
+	if n := c.n.Load(); n > 2 {
+		t.Errorf("PutManifest listed the repository's images %d times", n)
 	}
 }

@@ -431,25 +431,56 @@ type imageRefs struct {
 // linked there, is the manifest of one of its images, or a blob one of its
 // images references (which a DELETE of the link does not hide).
 func (r *Registry) readable(tx store.ReadTx, repo, digest string) (bool, error) {
-	for _, key := range []string{state.LayerKey(repo, digest), state.ImageKey(repo, digest)} {
-		if _, ok, err := tx.Get(key); err != nil || ok {
-			return ok, err
+	missing, err := r.unreadable(tx, repo, []string{digest})
+	return missing == "" && err == nil, err
+}
+
+// unreadable returns the first of digests that is not readable in repo, or
+// "" when all are. Each distinct digest is looked up once and the
+// repository's images are read at most once: a manifest may list the same
+// layer thousands of times, and PutManifest checks inside its write
+// transaction.
+func (r *Registry) unreadable(tx store.ReadTx, repo string, digests []string) (string, error) {
+	var viaImages map[string]bool // what repo's images reference, read on first need
+	seen := make(map[string]bool, len(digests))
+	for _, digest := range digests {
+		if seen[digest] {
+			continue
 		}
-	}
-	kvs, err := tx.List(state.ImagesRepoPrefix(repo), "", 0)
-	if err != nil {
-		return false, err
-	}
-	for _, kv := range kvs {
-		img, err := state.Decode[imageRefs](kv)
-		if err != nil {
-			return false, err
-		}
-		for _, b := range img.Blobs {
-			if b == digest {
-				return true, nil
+		seen[digest] = true
+		linked := false
+		for _, key := range []string{state.LayerKey(repo, digest), state.ImageKey(repo, digest)} {
+			_, ok, err := tx.Get(key)
+			if err != nil {
+				return "", err
+			}
+			if ok {
+				linked = true
+				break
 			}
 		}
+		if linked {
+			continue
+		}
+		if viaImages == nil {
+			kvs, err := tx.List(state.ImagesRepoPrefix(repo), "", 0)
+			if err != nil {
+				return "", err
+			}
+			viaImages = make(map[string]bool)
+			for _, kv := range kvs {
+				img, err := state.Decode[imageRefs](kv)
+				if err != nil {
+					return "", err
+				}
+				for _, b := range img.Blobs {
+					viaImages[b] = true
+				}
+			}
+		}
+		if !viaImages[digest] {
+			return digest, nil
+		}
 	}
-	return false, nil
+	return "", nil
 }

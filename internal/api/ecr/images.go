@@ -407,11 +407,15 @@ func (s *Service) BatchDeleteImage(ctx context.Context, in *ecrtypes.BatchDelete
 		}
 		out.ImageIds = append(out.ImageIds, ecrtypes.ImageIdentifier{ImageDigest: img.Digest, ImageTag: t.id.ImageTag})
 		if _, referenced := referencedBy[img.Digest]; len(img.Tags) == 0 && !referenced {
-			// The last tag went: so does the image.
-			if err := s.reg.DeleteImage(ctx, repo, img.Digest); err != nil && !errors.Is(err, registry.ErrImageNotFound) {
+			// The last tag went: so does the image, unless a push tagged it
+			// again since.
+			deleted, err := s.reg.DeleteUntagged(ctx, repo, img.Digest)
+			if err != nil && !errors.Is(err, registry.ErrImageNotFound) {
 				return nil, registryError(err)
 			}
-			s.log.Info("image deleted", "repository", repo, "digest", img.Digest, "last_tag", t.id.ImageTag)
+			if deleted {
+				s.log.Info("image deleted", "repository", repo, "digest", img.Digest, "last_tag", t.id.ImageTag)
+			}
 		}
 	}
 	return out, nil

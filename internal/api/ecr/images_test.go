@@ -1,6 +1,7 @@
 package ecr_test
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"slices"
@@ -8,8 +9,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/berthdev/berth/internal/api/ecr"
 	"github.com/berthdev/berth/internal/awsmodel/ecrtypes"
 	"github.com/berthdev/berth/internal/registry"
+	"github.com/berthdev/berth/internal/state"
 )
 
 func TestPushAndDescribeImage(t *testing.T) {
@@ -362,4 +365,42 @@ func TestBatchDeleteImage(t *testing.T) {
 	}
 	_, err = f.call("BatchDeleteImage", map[string]any{"repositoryName": "nope", "imageIds": []map[string]string{{"imageTag": "v1"}}})
 	wantErr(t, err, "RepositoryNotFoundException", "'nope'")
+}
+
+// retagOnUntag is the registry with a push that lands right after each
+// Untag: the same image, tagged "again".
+type retagOnUntag struct {
+	*registry.Registry
+	manifest []byte
+}
+
+func (r retagOnUntag) Untag(ctx context.Context, repo, tag string) (*state.Image, error) {
+	img, err := r.Registry.Untag(ctx, repo, tag)
+	if err == nil {
+		_, err = r.Registry.PutManifest(ctx, repo, "again", "", r.manifest)
+	}
+	return img, err
+}
+
+// TestBatchDeleteImageTaggedMeanwhile: removing an image's last tag deletes
+// the image, unless a push tagged it again in between; that tag must not
+// go with it.
+func TestBatchDeleteImageTaggedMeanwhile(t *testing.T) {
+	f := newFixture(t)
+	f.createRepo("app")
+	d := f.push("app", "only", "a")
+	_, manifest, err := f.reg.Manifest(f.ctx, "app", d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	api, err := ecr.New(ecr.Config{Store: f.st, Registry: retagOnUntag{f.reg, manifest}, Region: region, Account: account, Now: f.clk.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := api.BatchDeleteImage(f.ctx, &ecrtypes.BatchDeleteImageRequest{RepositoryName: "app", ImageIds: []ecrtypes.ImageIdentifier{{ImageTag: "only"}}}); err != nil {
+		t.Fatal(err)
+	}
+	if imgs := f.describe("app"); len(imgs) != 1 || imgs[0].ImageDigest != d || !slices.Equal(imgs[0].ImageTags, []string{"again"}) {
+		t.Fatalf("images %+v, want %s tagged again", imgs, short(d))
+	}
 }

@@ -42,6 +42,9 @@ type Registry interface {
 	DeleteImage(ctx context.Context, repo, digest string) error
 	// Untag removes a tag and returns its image as it is after.
 	Untag(ctx context.Context, repo, tag string) (*state.Image, error)
+	// DeleteUntagged deletes an image if no tag names it (checked in the
+	// transaction that deletes) and reports whether it did.
+	DeleteUntagged(ctx context.Context, repo, digest string) (bool, error)
 	StartUpload(ctx context.Context, repo string) (id string, err error)
 	// UploadPart appends body at offset, which must be the upload's size.
 	UploadPart(ctx context.Context, repo, id string, offset int64, body io.Reader) (size int64, err error)

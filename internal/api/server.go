@@ -63,6 +63,12 @@ type Authenticator interface {
 	Verify(ctx context.Context, r *http.Request, body []byte) (sigv4.Result, error)
 }
 
+// Prechecker is an Authenticator that can refuse a request from its headers
+// alone, before its body is read (sigv4.Verifier is one).
+type Prechecker interface {
+	Precheck(ctx context.Context, r *http.Request) error
+}
+
 // Config configures the front door. Validate fills defaults.
 type Config struct {
 	// Region is the one AWS region this Berth serves.
@@ -168,7 +174,19 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	body, err := readBody(w, r, s.bodyLimit(r))
+	limit := s.bodyLimit(r)
+	if limit > s.cfg.MaxBodyBytes && !s.cfg.Insecure {
+		// A service that takes large bodies (ECR's layer parts) hears
+		// nothing of one until its signature's claim and key check out,
+		// so an anonymous client cannot make the server buffer it.
+		if pc, ok := s.cfg.Auth.(Prechecker); ok {
+			if err := pc.Precheck(r.Context(), r); err != nil {
+				s.writeJSONError(w, r, reqID, nil, err)
+				return
+			}
+		}
+	}
+	body, err := readBody(w, r, limit)
 	if err != nil {
 		s.writeJSONError(w, r, reqID, nil, err)
 		return

@@ -86,6 +86,39 @@ type Result struct {
 // skew, Host signed, credential scope, access key, signature, and last the
 // session token.
 func (v *Verifier) Verify(ctx context.Context, r *http.Request, body []byte) (Result, error) {
+	s, q, creds, err := v.identify(ctx, r)
+	if err != nil {
+		return Result{}, err
+	}
+	if err := v.checkSignature(r, q, body, &s, creds.SecretAccessKey); err != nil {
+		return Result{}, err
+	}
+	if !tokenMatches(requestToken(r, q), creds.SessionToken) {
+		return Result{}, errUnrecognized()
+	}
+	return Result{
+		AccessKeyID: s.cred.AccessKeyID,
+		Region:      s.cred.Region,
+		Service:     s.cred.Service,
+		SignedAt:    s.signedAt,
+		Presigned:   s.presigned,
+	}, nil
+}
+
+// Precheck runs every check Verify makes before the signature itself (form,
+// syntax, algorithm, date, clock skew, scope, a known access key) without
+// the body, so that a server can refuse an unauthenticated request before
+// reading a large body. A request that passes must still be verified.
+func (v *Verifier) Precheck(ctx context.Context, r *http.Request) error {
+	if _, _, _, err := v.identify(ctx, r); err != nil {
+		return err
+	}
+	return nil
+}
+
+// identify parses the signature's claim from the header or query form and
+// looks up its access key.
+func (v *Verifier) identify(ctx context.Context, r *http.Request) (claim, url.Values, Credentials, *Error) {
 	var q url.Values
 	if r.URL.RawQuery != "" {
 		// Pairs that do not parse are dropped, as the Go SDK's signer drops
@@ -96,9 +129,9 @@ func (v *Verifier) Verify(ctx context.Context, r *http.Request, body []byte) (Re
 	_, presignedForm := q[qAlgorithm]
 	switch {
 	case auth != "" && presignedForm:
-		return Result{}, errInvalid(msgBothForms)
+		return claim{}, nil, Credentials{}, errInvalid(msgBothForms)
 	case auth == "" && !presignedForm:
-		return Result{}, errMissingToken()
+		return claim{}, nil, Credentials{}, errMissingToken()
 	}
 
 	now, skew := v.now(), v.MaxSkew
@@ -115,29 +148,16 @@ func (v *Verifier) Verify(ctx context.Context, r *http.Request, body []byte) (Re
 		s, err = headerClaim(r, auth, now, skew)
 	}
 	if err != nil {
-		return Result{}, err
+		return claim{}, nil, Credentials{}, err
 	}
-
 	if v.Lookup == nil {
-		return Result{}, errUnrecognized()
+		return claim{}, nil, Credentials{}, errUnrecognized()
 	}
 	creds, ok := v.Lookup(ctx, s.cred.AccessKeyID)
 	if !ok {
-		return Result{}, errUnrecognized()
+		return claim{}, nil, Credentials{}, errUnrecognized()
 	}
-	if err := v.checkSignature(r, q, body, &s, creds.SecretAccessKey); err != nil {
-		return Result{}, err
-	}
-	if !tokenMatches(requestToken(r, q), creds.SessionToken) {
-		return Result{}, errUnrecognized()
-	}
-	return Result{
-		AccessKeyID: s.cred.AccessKeyID,
-		Region:      s.cred.Region,
-		Service:     s.cred.Service,
-		SignedAt:    s.signedAt,
-		Presigned:   s.presigned,
-	}, nil
+	return s, q, creds, nil
 }
 
 // now reads the clock to the second. Signing times are whole seconds, so

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/berthdev/berth/internal/api/paging"
 	"github.com/berthdev/berth/internal/awsmodel/ecrtypes"
 	"github.com/berthdev/berth/internal/registry"
 	"github.com/berthdev/berth/internal/state"
@@ -86,8 +87,8 @@ func (s *Service) ListImages(ctx context.Context, in *ecrtypes.ListImagesRequest
 	if err != nil {
 		return nil, err
 	}
-	afterDigest, afterTag, resume := strings.Cut(p.after, "\x00")
-	if p.after != "" && (!resume || afterDigest == "") {
+	afterDigest, afterTag, resume := strings.Cut(p.After, "\x00")
+	if p.After != "" && (!resume || afterDigest == "") {
 		return nil, invalidParam("Invalid parameter at 'nextToken': pass the nextToken of the previous response unchanged")
 	}
 	entries := func(img *state.Image) []listEntry {
@@ -119,7 +120,7 @@ func (s *Service) ListImages(ctx context.Context, in *ecrtypes.ListImagesRequest
 		var got []listEntry
 		add := func(es []listEntry) bool {
 			got = append(got, es...)
-			return len(got) > p.limit
+			return len(got) > p.Limit
 		}
 		from := ""
 		if resume {
@@ -133,7 +134,7 @@ func (s *Service) ListImages(ctx context.Context, in *ecrtypes.ListImagesRequest
 				add(slices.DeleteFunc(entries(img), func(e listEntry) bool { return e.tag <= afterTag }))
 			}
 		}
-		for len(got) <= p.limit {
+		for len(got) <= p.Limit {
 			kvs, err := tx.List(state.ImagesRepoPrefix(in.RepositoryName), from, 256)
 			if err != nil {
 				return err
@@ -152,10 +153,10 @@ func (s *Service) ListImages(ctx context.Context, in *ecrtypes.ListImagesRequest
 			}
 			from = kvs[len(kvs)-1].Key
 		}
-		if len(got) > p.limit {
-			got = got[:p.limit]
+		if len(got) > p.Limit {
+			got = got[:p.Limit]
 			last := got[len(got)-1]
-			out.NextToken = token(last.digest + "\x00" + last.tag)
+			out.NextToken = paging.Token(last.digest + "\x00" + last.tag)
 		}
 		for _, e := range got {
 			out.ImageIds = append(out.ImageIds, ecrtypes.ImageIdentifier{ImageDigest: e.digest, ImageTag: e.tag})

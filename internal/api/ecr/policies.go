@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/berthdev/berth/internal/api/paging"
 	"github.com/berthdev/berth/internal/awsmodel"
 	"github.com/berthdev/berth/internal/awsmodel/ecrtypes"
 	"github.com/berthdev/berth/internal/registry/lifecycle"
@@ -150,11 +151,11 @@ func (s *Service) GetLifecyclePolicyPreview(ctx context.Context, in *ecrtypes.Ge
 	}
 	for _, e := range expiries {
 		img := byDigest[e.Digest]
-		if e.Digest <= p.after || !previewWanted(in, img) {
+		if e.Digest <= p.After || !previewWanted(in, img) {
 			continue
 		}
-		if len(out.PreviewResults) == p.limit {
-			out.NextToken = token(out.PreviewResults[p.limit-1].ImageDigest)
+		if len(out.PreviewResults) == p.Limit {
+			out.NextToken = paging.Token(out.PreviewResults[p.Limit-1].ImageDigest)
 			break
 		}
 		r := ecrtypes.LifecyclePolicyPreviewResult{

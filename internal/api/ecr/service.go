@@ -8,7 +8,6 @@ package ecr
 
 import (
 	"context"
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
@@ -16,6 +15,7 @@ import (
 	"time"
 
 	"github.com/berthdev/berth/internal/api"
+	"github.com/berthdev/berth/internal/api/paging"
 	"github.com/berthdev/berth/internal/awsmodel"
 	"github.com/berthdev/berth/internal/awsmodel/ecrtypes"
 	"github.com/berthdev/berth/internal/registry"
@@ -227,64 +227,29 @@ func registryError(err error) error {
 	return err
 }
 
-// page is one request's pagination: where to start and how many to return.
-type page struct {
-	after string
-	limit int
-}
+// page is one request's pagination (paging.Page).
+type page = paging.Page
 
 // newPage checks maxResults (0 means absent: def) and decodes nextToken.
 // Tokens are opaque to clients: the last key returned, base64url-encoded.
 func newPage(maxResults int32, nextToken string, def int) (page, error) {
-	p := page{limit: def}
+	p := page{Limit: def}
 	if maxResults > 0 {
-		p.limit = int(maxResults)
+		p.Limit = int(maxResults)
 	}
 	if nextToken != "" {
-		b, err := base64.RawURLEncoding.DecodeString(nextToken)
-		if err != nil || len(b) == 0 {
+		after, ok := paging.Decode(nextToken)
+		if !ok {
 			return p, invalidParam("Invalid parameter at 'nextToken': pass the nextToken of the previous response unchanged")
 		}
-		p.after = string(b)
+		p.After = after
 	}
 	return p, nil
 }
 
-func token(lastKey string) string { return base64.RawURLEncoding.EncodeToString([]byte(lastKey)) }
-
-// scan walks the keys under prefix after p.after, calling keep for each;
-// it stops once p.limit records were kept and returns the next token (""
-// when the range is exhausted).
+// scan walks keys under prefix after p.After in key order (paging.Walk).
 func scan(tx store.ReadTx, prefix string, p page, keep func(store.KV) (bool, error)) (string, error) {
-	from := p.after
-	kept := 0
-	const batch = 256
-	for {
-		kvs, err := tx.List(prefix, from, batch)
-		if err != nil {
-			return "", err
-		}
-		for _, kv := range kvs {
-			ok, err := keep(kv)
-			if err != nil {
-				return "", err
-			}
-			if ok {
-				kept++
-				if kept == p.limit {
-					more, err := tx.List(prefix, kv.Key, 1)
-					if err != nil || len(more) == 0 {
-						return "", err
-					}
-					return token(kv.Key), nil
-				}
-			}
-		}
-		if len(kvs) < batch {
-			return "", nil
-		}
-		from = kvs[len(kvs)-1].Key
-	}
+	return paging.Walk(tx.List, prefix, p, keep)
 }
 
 // images returns every image of repo.

@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/berthdev/berth/internal/api/paging"
 	"github.com/berthdev/berth/internal/awsmodel/ecstypes"
 	"github.com/berthdev/berth/internal/state"
 	"github.com/berthdev/berth/internal/store"
@@ -163,8 +164,8 @@ func (s *Service) ListAttributes(ctx context.Context, in *ecstypes.ListAttribute
 		return nil, err
 	}
 	resumeKey, resumeIdx := "", -1
-	if p.after != "" {
-		k, idx, ok := strings.Cut(p.after, sepToken)
+	if p.After != "" {
+		k, idx, ok := strings.Cut(p.After, sepToken)
 		n, err := strconv.Atoi(idx)
 		if !ok || err != nil || n < 0 {
 			return nil, invalidParam("The nextToken is not valid: pass the nextToken from the previous response unchanged.")
@@ -195,8 +196,8 @@ func (s *Service) ListAttributes(ctx context.Context, in *ecstypes.ListAttribute
 					TargetType: ecstypes.TargetTypeContainerInstance,
 					TargetId:   ci.ContainerInstanceArn,
 				})
-				if len(out.Attributes) == p.limit {
-					out.NextToken = token(kv.Key + sepToken + strconv.Itoa(i))
+				if len(out.Attributes) == p.Limit {
+					out.NextToken = paging.Token(kv.Key + sepToken + strconv.Itoa(i))
 					return true, nil
 				}
 			}
@@ -218,7 +219,7 @@ func (s *Service) ListAttributes(ctx context.Context, in *ecstypes.ListAttribute
 			}
 			after = resumeKey
 		}
-		_, err = scan(tx, prefix, page{after: after, limit: -1}, func(kv store.KV) (bool, error) {
+		_, err = scan(tx, prefix, page{After: after, Limit: -1}, func(kv store.KV) (bool, error) {
 			full, err := collect(kv, 0)
 			if full {
 				return false, errStop

@@ -371,7 +371,7 @@ func launchOrEC2(lt string) string {
 }
 
 func eachUnder[T any](tx store.ReadTx, prefix string, fn func(*T)) error {
-	_, err := scan(tx, prefix, page{limit: -1}, func(kv store.KV) (bool, error) {
+	_, err := scan(tx, prefix, page{Limit: -1}, func(kv store.KV) (bool, error) {
 		v, err := state.Decode[T](kv)
 		if err != nil {
 			return false, err

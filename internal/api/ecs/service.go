@@ -6,13 +6,13 @@ package ecs
 
 import (
 	"context"
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"log/slog"
 	"time"
 
 	"github.com/berthdev/berth/internal/api"
+	"github.com/berthdev/berth/internal/api/paging"
 	"github.com/berthdev/berth/internal/awsmodel/ecstypes"
 	"github.com/berthdev/berth/internal/launch"
 	"github.com/berthdev/berth/internal/state"
@@ -103,74 +103,32 @@ func clientErr(format string, args ...any) error {
 
 func clusterNotFound() error { return ecstypes.NewClusterNotFoundException("Cluster not found.") }
 
-// page is one request's pagination: where to start and how many to return.
-type page struct {
-	after string
-	limit int
-}
+// page is one request's pagination (paging.Page).
+type page = paging.Page
 
 // newPage checks maxResults (1..max, default max) and decodes nextToken.
 // Tokens are opaque to clients: the last key returned, base64url-encoded.
 func newPage(maxResults *int32, nextToken string, max int) (page, error) {
-	p := page{limit: max}
+	p := page{Limit: max}
 	if maxResults != nil {
 		if *maxResults < 1 || int(*maxResults) > max {
 			return p, invalidParam("maxResults must be between 1 and %d.", max)
 		}
-		p.limit = int(*maxResults)
+		p.Limit = int(*maxResults)
 	}
 	if nextToken != "" {
-		b, err := base64.RawURLEncoding.DecodeString(nextToken)
-		if err != nil || len(b) == 0 {
+		after, ok := paging.Decode(nextToken)
+		if !ok {
 			return p, invalidParam("The nextToken is not valid: pass the nextToken from the previous response unchanged.")
 		}
-		p.after = string(b)
+		p.After = after
 	}
 	return p, nil
 }
 
-func token(lastKey string) string { return base64.RawURLEncoding.EncodeToString([]byte(lastKey)) }
-
-// scan walks keys under prefix after p.after, calling keep for each record;
-// it stops once p.limit records were kept and returns the next token ("" when
-// the range is exhausted). Records are read in batches, so a filter that
-// drops most records still makes progress without loading the whole range.
+// scan walks keys under prefix after p.After in key order (paging.Walk).
 func scan(tx store.ReadTx, prefix string, p page, keep func(store.KV) (bool, error)) (string, error) {
-	return walk(tx.List, prefix, p, keep)
-}
-
-// walk is scan over list, a List or ListReverse: from is the key to start
-// strictly beyond in its direction.
-func walk(list func(prefix, from string, limit int) ([]store.KV, error), prefix string, p page, keep func(store.KV) (bool, error)) (string, error) {
-	from := p.after
-	kept := 0
-	const batch = 256
-	for {
-		kvs, err := list(prefix, from, batch)
-		if err != nil {
-			return "", err
-		}
-		for _, kv := range kvs {
-			ok, err := keep(kv)
-			if err != nil {
-				return "", err
-			}
-			if ok {
-				kept++
-				if kept == p.limit {
-					more, err := list(prefix, kv.Key, 1)
-					if err != nil || len(more) == 0 {
-						return "", err
-					}
-					return token(kv.Key), nil
-				}
-			}
-		}
-		if len(kvs) < batch {
-			return "", nil
-		}
-		from = kvs[len(kvs)-1].Key
-	}
+	return paging.Walk(tx.List, prefix, p, keep)
 }
 
 func ptr[T any](v T) *T { return &v }

@@ -5,6 +5,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/berthdev/berth/internal/api/paging"
 	"github.com/berthdev/berth/internal/awsmodel/ecstypes"
 	"github.com/berthdev/berth/internal/deploy"
 	"github.com/berthdev/berth/internal/state"
@@ -30,7 +31,7 @@ func (s *Service) ListServiceDeployments(ctx context.Context, in *ecstypes.ListS
 		return nil, err
 	}
 	if in.MaxResults == nil {
-		p.limit = 20
+		p.Limit = 20
 	}
 	out := &ecstypes.ListServiceDeploymentsResponse{}
 	err = s.store.View(ctx, func(tx store.ReadTx) error {
@@ -39,7 +40,7 @@ func (s *Service) ListServiceDeployments(ctx context.Context, in *ecstypes.ListS
 			return err
 		}
 		prefix := state.ServiceDeploymentsKeyPrefix(cl.ClusterName, svc.ServiceName)
-		if p.after != "" && !strings.HasPrefix(p.after, prefix) {
+		if p.After != "" && !strings.HasPrefix(p.After, prefix) {
 			return invalidParam("The nextToken is not valid: pass the nextToken from the previous response unchanged.")
 		}
 		out.NextToken, err = scanReverse(tx, prefix, p, func(kv store.KV) (bool, error) {
@@ -181,7 +182,7 @@ func (s *Service) findServiceDeployment(tx store.ReadTx, arn string) (*state.Ser
 }
 
 // scanReverse is scan in descending key order: it walks keys under prefix
-// before p.after, newest first for keys that grow with time.
+// before p.After, newest first for keys that grow with time.
 func scanReverse(tx store.ReadTx, prefix string, p page, keep func(store.KV) (bool, error)) (string, error) {
-	return walk(tx.ListReverse, prefix, p, keep)
+	return paging.Walk(tx.ListReverse, prefix, p, keep)
 }

@@ -411,7 +411,7 @@ func (s *Service) ListServices(ctx context.Context, in *ecstypes.ListServicesReq
 		return nil, err
 	}
 	if in.MaxResults == nil {
-		p.limit = 10
+		p.Limit = 10
 	}
 	out := &ecstypes.ListServicesResponse{}
 	err = s.store.View(ctx, func(tx store.ReadTx) error {

@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/berthdev/berth/internal/api/paging"
 	"github.com/berthdev/berth/internal/awsmodel/ecstypes"
 	"github.com/berthdev/berth/internal/state"
 	"github.com/berthdev/berth/internal/store"
@@ -194,7 +195,7 @@ func (s *Service) ListAccountSettings(ctx context.Context, in *ecstypes.ListAcco
 	out := &ecstypes.ListAccountSettingsResponse{}
 	err = s.store.View(ctx, func(tx store.ReadTx) error {
 		for i, n := range names {
-			if p.after != "" && n <= p.after {
+			if p.After != "" && n <= p.After {
 				continue
 			}
 			var set ecstypes.Setting
@@ -216,9 +217,9 @@ func (s *Service) ListAccountSettings(ctx context.Context, in *ecstypes.ListAcco
 				continue
 			}
 			out.Settings = append(out.Settings, set)
-			if len(out.Settings) == p.limit {
+			if len(out.Settings) == p.Limit {
 				if i < len(names)-1 {
-					out.NextToken = token(n)
+					out.NextToken = paging.Token(n)
 				}
 				return nil
 			}

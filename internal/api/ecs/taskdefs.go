@@ -5,6 +5,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/berthdev/berth/internal/api/paging"
 	"github.com/berthdev/berth/internal/awsmodel"
 	"github.com/berthdev/berth/internal/awsmodel/ecstypes"
 	"github.com/berthdev/berth/internal/state"
@@ -240,16 +241,16 @@ func (s *Service) ListTaskDefinitions(ctx context.Context, in *ecstypes.ListTask
 		var kvs []store.KV
 		var err error
 		if in.Sort == ecstypes.SortOrderDesc {
-			kvs, err = tx.ListReverse(prefix, p.after, p.limit+1)
+			kvs, err = tx.ListReverse(prefix, p.After, p.Limit+1)
 		} else {
-			kvs, err = tx.List(prefix, p.after, p.limit+1)
+			kvs, err = tx.List(prefix, p.After, p.Limit+1)
 		}
 		if err != nil {
 			return err
 		}
-		if len(kvs) > p.limit {
-			kvs = kvs[:p.limit]
-			out.NextToken = token(kvs[len(kvs)-1].Key)
+		if len(kvs) > p.Limit {
+			kvs = kvs[:p.Limit]
+			out.NextToken = paging.Token(kvs[len(kvs)-1].Key)
 		}
 		for _, kv := range kvs {
 			out.TaskDefinitionArns = append(out.TaskDefinitionArns, string(kv.Value))

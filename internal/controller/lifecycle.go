@@ -73,10 +73,14 @@ func (l *Lifecycle) defaults() {
 	l.seen = map[string]string{}
 }
 
-// Run applies policies until ctx ends.
+// Run applies policies until ctx ends. It returns only once its watch of
+// the store has ended too, so that a caller that closes the store after
+// Run returns never has it read by this controller.
 func (l *Lifecycle) Run(ctx context.Context) error {
 	l.defaults()
-	go l.watchLoop(ctx)
+	var watch sync.WaitGroup
+	defer watch.Wait()
+	watch.Go(func() { l.watchLoop(ctx) })
 	t := time.NewTicker(l.Interval)
 	defer t.Stop()
 	for {

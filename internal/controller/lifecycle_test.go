@@ -10,6 +10,7 @@ import (
 	"slices"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/berthdev/berth/internal/awsmodel"
@@ -258,6 +259,50 @@ func TestLifecycleRun(t *testing.T) {
 	c := e.push("app", "v-c", "c")
 	waitFor("a push to expire the previous image", func() bool { return slices.Equal(e.left("app"), []string{c}) })
 	waitFor("lastEvaluatedAt", func() bool { return e.repo("app").LifecycleEvaluatedAt != nil })
+}
+
+// slowWatchStore stands for a store whose Watch is still in progress when
+// the controller's context ends: Watch returns only once released. Only
+// what the lifecycle controller calls is provided.
+type slowWatchStore struct {
+	store.Store
+	release chan struct{}
+}
+
+func (s *slowWatchStore) Revision() int64 { return 0 }
+
+func (s *slowWatchStore) View(context.Context, func(store.ReadTx) error) error { return nil }
+
+func (s *slowWatchStore) Watch(ctx context.Context, _ string, _ int64) (<-chan store.WatchResponse, error) {
+	<-ctx.Done()
+	<-s.release
+	return nil, ctx.Err()
+}
+
+// TestLifecycleRunWaitsForWatch: Run returns only once its watch of the
+// store has ended, so the caller may close the store after it.
+func TestLifecycleRunWaitsForWatch(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		st := &slowWatchStore{release: make(chan struct{})}
+		l := &controller.Lifecycle{Store: st, Interval: time.Hour}
+		ctx, cancel := context.WithCancel(t.Context())
+		done := make(chan error, 1)
+		go func() { done <- l.Run(ctx) }()
+		synctest.Wait()
+		cancel()
+		synctest.Wait() // everything that can move on has
+		select {
+		case <-done:
+			t.Error("Run returned while its watch goroutine was still in the store")
+			close(st.release) // so the bubble can end
+			return
+		default:
+		}
+		close(st.release)
+		if err := <-done; err != nil {
+			t.Error(err)
+		}
+	})
 }
 
 // firstUpdateHook runs before, once, at the start of the first Update.

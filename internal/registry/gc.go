@@ -149,8 +149,18 @@ func (r *Registry) oldBlobs() ([]string, error) {
 	return out, nil
 }
 
+// imageRefs is the part of an Image record that says what it references.
+type imageRefs struct {
+	Digest string   `json:"digest"`
+	Blobs  []string `json:"blobs"`
+}
+
 // mark returns the digests that must stay stored, and the keys of the
-// layer links to drop.
+// layer links to drop. It reads the Image records themselves rather than
+// the blob-refs index (state.BlobRefKey): GC runs rarely and off the
+// request path, and deciding what to delete from the records, which are
+// the source of truth, keeps a blob from being lost to an index entry that
+// should have been there.
 func (r *Registry) mark(ctx context.Context) (marked map[string]bool, stale []string, err error) {
 	cutoff := r.cfg.Now().Add(-r.cfg.GCGrace)
 	marked = make(map[string]bool)
@@ -210,6 +220,17 @@ func splitRepoKey(key, prefix string) (repo, digest string) {
 	return rest[:i], rest[i+1:]
 }
 
+// uploadActive reports whether upload id, started at started, has had
+// activity (its start, or a part received, which stamps its file) within
+// uploadTTL of now.
+func (r *Registry) uploadActive(id string, started, now time.Time) bool {
+	last := started
+	if fi, err := os.Stat(r.uploadPath(id)); err == nil && fi.ModTime().After(last) {
+		last = fi.ModTime()
+	}
+	return now.Sub(last) < r.uploadTTL()
+}
+
 // collectUploads deletes abandoned uploads and orphaned upload files.
 func (r *Registry) collectUploads(ctx context.Context, res *GCResult) error {
 	now := r.cfg.Now()
@@ -234,12 +255,11 @@ func (r *Registry) collectUploads(ctx context.Context, res *GCResult) error {
 	known := make(map[string]bool, len(recs))
 	for _, rec := range recs {
 		known[rec.ID] = true
-		last := rec.StartedAt.Time
-		if fi, err := os.Stat(r.uploadPath(rec.ID)); err == nil && fi.ModTime().After(last) {
-			last = fi.ModTime()
-		}
-		if now.Sub(last) < r.uploadTTL() {
+		if r.uploadActive(rec.ID, rec.StartedAt.Time, now) {
 			continue
+		}
+		if r.testHookUploadIdle != nil {
+			r.testHookUploadIdle(rec.ID)
 		}
 		u, err := r.lockUpload(ctx, rec.Repository, rec.ID)
 		if errors.Is(err, errdefs.ErrNotFound) {
@@ -247,6 +267,12 @@ func (r *Registry) collectUploads(ctx context.Context, res *GCResult) error {
 		}
 		if err != nil {
 			return err
+		}
+		// A part may have arrived between the look above and the lock;
+		// holding the lock, no other can.
+		if r.uploadActive(rec.ID, rec.StartedAt.Time, r.cfg.Now()) {
+			u.mu.Unlock()
+			continue
 		}
 		err = r.dropUpload(ctx, u)
 		u.mu.Unlock()

@@ -112,6 +112,37 @@ func TestGCUploads(t *testing.T) {
 	}
 }
 
+// TestGCUploadActiveMeanwhile: a part that arrives after GC found an
+// upload idle, and before GC locked it, keeps the upload.
+func TestGCUploadActiveMeanwhile(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	e.createRepo("app", "")
+	id, err := e.r.StartUpload(ctx, "app")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.r.UploadPart(ctx, "app", id, 0, strings.NewReader("first")); err != nil {
+		t.Fatal(err)
+	}
+	e.clk.Advance(25 * time.Hour) // idle past uploadTTL
+	e.r.testHookUploadIdle = func(idle string) {
+		if idle != id {
+			return
+		}
+		if _, err := e.r.UploadPart(ctx, "app", id, -1, strings.NewReader(", second")); err != nil {
+			t.Error(err)
+		}
+	}
+	if res := e.gc(); res.UploadsDeleted != 0 {
+		t.Errorf("GC %+v deleted an upload that had just received a part", res)
+	}
+	e.r.testHookUploadIdle = nil
+	if _, err := e.r.CompleteUpload(ctx, "app", id, Digest([]byte("first, second"))); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // TestGCCommitRace runs GC between an upload's rename into the blob store
 // and the commit of its layer link, for a blob GC had listed as an old
 // unreferenced candidate: the blob must survive.

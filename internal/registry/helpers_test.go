@@ -62,6 +62,99 @@ func (s *hookStore) setBeforeUpdate(h func()) {
 	s.mu.Unlock()
 }
 
+// countingStore counts what transactions read: point reads, and the
+// rows List and ListReverse return (each row is a value read and, for an
+// image, decoded), per prefix listed.
+type countingStore struct {
+	store.Store
+	mu       sync.Mutex
+	gets     int
+	rows     int
+	listedBy map[string]int // prefix -> List/ListReverse calls
+}
+
+// reads is the number of records read so far: point reads plus listed rows.
+func (s *countingStore) reads() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.gets + s.rows
+}
+
+// lists is how many times prefix was listed.
+func (s *countingStore) lists(prefix string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.listedBy[prefix]
+}
+
+func (s *countingStore) reset() {
+	s.mu.Lock()
+	s.gets, s.rows, s.listedBy = 0, 0, nil
+	s.mu.Unlock()
+}
+
+func (s *countingStore) got() {
+	s.mu.Lock()
+	s.gets++
+	s.mu.Unlock()
+}
+
+func (s *countingStore) listed(prefix string, n int) {
+	s.mu.Lock()
+	if s.listedBy == nil {
+		s.listedBy = map[string]int{}
+	}
+	s.listedBy[prefix]++
+	s.rows += n
+	s.mu.Unlock()
+}
+
+func (s *countingStore) View(ctx context.Context, fn func(store.ReadTx) error) error {
+	return s.Store.View(ctx, func(tx store.ReadTx) error { return fn(countingReadTx{tx, s}) })
+}
+
+func (s *countingStore) Update(ctx context.Context, fn func(store.Tx) error) (int64, error) {
+	return s.Store.Update(ctx, func(tx store.Tx) error { return fn(countingTx{countingReadTx{tx, s}, tx}) })
+}
+
+type countingReadTx struct {
+	store.ReadTx
+	c *countingStore
+}
+
+func (tx countingReadTx) Get(key string) (store.KV, bool, error) {
+	tx.c.got()
+	return tx.ReadTx.Get(key)
+}
+
+func (tx countingReadTx) List(prefix, after string, limit int) ([]store.KV, error) {
+	kvs, err := tx.ReadTx.List(prefix, after, limit)
+	tx.c.listed(prefix, len(kvs))
+	return kvs, err
+}
+
+func (tx countingReadTx) ListReverse(prefix, before string, limit int) ([]store.KV, error) {
+	kvs, err := tx.ReadTx.ListReverse(prefix, before, limit)
+	tx.c.listed(prefix, len(kvs))
+	return kvs, err
+}
+
+func (tx countingReadTx) Count(prefix string) (int, error) {
+	n, err := tx.ReadTx.Count(prefix)
+	tx.c.listed(prefix, n)
+	return n, err
+}
+
+// countingTx counts the reads of a write transaction; writes pass through.
+type countingTx struct {
+	countingReadTx
+	w store.Tx
+}
+
+func (tx countingTx) Put(key string, value []byte) error    { return tx.w.Put(key, value) }
+func (tx countingTx) Create(key string, value []byte) error { return tx.w.Create(key, value) }
+func (tx countingTx) Delete(key string) error               { return tx.w.Delete(key) }
+
 var testKey = []byte("0123456789abcdef0123456789abcdef")
 
 // env is a Registry over a real bolt store, served by an httptest server.
@@ -100,6 +193,17 @@ func (e *env) open() *Registry {
 		Store: e.store, Dir: e.dir, Host: e.srv.Listener.Addr().String(),
 		TokenKey: testKey, Now: e.clk.Now,
 	})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return r
+}
+
+// openOver opens a second Registry over st (wrapping the env's store)
+// and the env's directory.
+func (e *env) openOver(st store.Store) *Registry {
+	e.t.Helper()
+	r, err := Open(Config{Store: st, Dir: e.dir, Host: "h", TokenKey: testKey, Now: e.clk.Now})
 	if err != nil {
 		e.t.Fatal(err)
 	}

@@ -194,6 +194,9 @@ func (r *Registry) PutManifest(ctx context.Context, repo, reference, mediaType s
 		if err := state.Put(tx, key, img); err != nil {
 			return err
 		}
+		if err := state.PutBlobRefs(tx, img); err != nil {
+			return err
+		}
 		if pm.subject != "" {
 			return tx.Put(state.ReferrerKey(repo, pm.subject, digest), nil)
 		}
@@ -295,9 +298,17 @@ func (r *Registry) manifest(ctx context.Context, repo, reference string, recordP
 	}); err != nil {
 		return nil, nil, err
 	}
+	if r.testHookManifestResolved != nil {
+		r.testHookManifestResolved()
+	}
 	b, err := os.ReadFile(r.blobPath(img.Digest))
+	if os.IsNotExist(err) {
+		// The image may have been deleted, and its file collected, since
+		// its record was read: that is a miss, not a server error.
+		err = r.manifestGone(ctx, repo, reference, img.Digest, err)
+	}
 	if err != nil {
-		return nil, nil, fmt.Errorf("manifest %s of repository %q: %w", img.Digest, repo, err)
+		return nil, nil, err
 	}
 	now := r.cfg.Now()
 	if recordPull && (img.LastPulledAt == nil || now.Sub(img.LastPulledAt.Time) >= pullRecordInterval) {
@@ -319,6 +330,28 @@ func (r *Registry) manifest(ctx context.Context, repo, reference string, recordP
 		}
 	}
 	return img, b, nil
+}
+
+// manifestGone is the error for the manifest file of image digest of repo
+// (which reference named) found missing (readErr): ErrImageNotFound if the
+// image is gone, else readErr, since a stored image must have its file.
+func (r *Registry) manifestGone(ctx context.Context, repo, reference, digest string, readErr error) error {
+	err := r.store.View(ctx, func(tx store.ReadTx) error {
+		_, ok, err := tx.Get(state.ImageKey(repo, digest))
+		if err == nil && !ok {
+			// Named as resolve names a miss.
+			if isDigestRef(reference) {
+				err = r.errImageNotFound(repo, digest, "")
+			} else {
+				err = r.errImageNotFound(repo, "", reference)
+			}
+		}
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	return fmt.Errorf("manifest %s of repository %q: %w", digest, repo, readErr)
 }
 
 // resolve reads the image reference names in repo.
@@ -488,6 +521,9 @@ func deleteImage(tx store.Tx, img *state.Image) error {
 			return err
 		}
 	}
+	if err := state.DeleteBlobRefs(tx, img); err != nil {
+		return err
+	}
 	return tx.Delete(state.ImageKey(img.Repository, img.Digest))
 }
 
@@ -525,13 +561,14 @@ func (r *Registry) Untag(ctx context.Context, repo, tag string) (*state.Image, e
 }
 
 // PurgeRepository deletes, inside tx, every image, tag, layer link,
-// referrers entry and upload record of repo: what DeleteRepository with
-// force removes besides the Repository record itself (the caller's). Blob
-// files stay until GC finds them unreferenced.
+// referrers and blob-refs index entry and upload record of repo: what
+// DeleteRepository with force removes besides the Repository record itself
+// (the caller's). Blob files stay until GC finds them unreferenced.
 func PurgeRepository(tx store.Tx, repo string) error {
 	for _, prefix := range []string{
 		state.ImagesRepoPrefix(repo), state.ImageTagsRepoPrefix(repo),
 		state.LayersRepoPrefix(repo), state.ReferrersRepoPrefix(repo),
+		state.BlobRefsRepoPrefix(repo),
 	} {
 		kvs, err := tx.List(prefix, "", 0)
 		if err != nil {

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -357,7 +356,7 @@ func TestPurgeRepository(t *testing.T) {
 		t.Fatal(err)
 	}
 	e.store.View(ctx, func(tx store.ReadTx) error {
-		for _, p := range []string{"/ecr/images/", "/ecr/tags/", "/ecr/layers/", "/ecr/uploads/"} {
+		for _, p := range []string{"/ecr/images/", "/ecr/tags/", "/ecr/layers/", "/ecr/blob-refs/", "/ecr/uploads/"} {
 			kvs, _ := tx.List(p, "", 0)
 			for _, kv := range kvs {
 				if bytes.HasPrefix([]byte(kv.Key), []byte(p+"app\x00")) || p == "/ecr/uploads/" {
@@ -370,45 +369,6 @@ func TestPurgeRepository(t *testing.T) {
 	if _, _, err := e.r.Manifest(ctx, "app2", "v1"); err != nil {
 		t.Errorf("other repository touched: %v", err)
 	}
-}
-
-// listCounter counts the List calls under prefix that transactions make.
-type listCounter struct {
-	store.Store
-	prefix string
-	n      atomic.Int64
-}
-
-type countingReadTx struct {
-	store.ReadTx
-	c *listCounter
-}
-
-func (tx countingReadTx) List(prefix, after string, limit int) ([]store.KV, error) {
-	if prefix == tx.c.prefix {
-		tx.c.n.Add(1)
-	}
-	return tx.ReadTx.List(prefix, after, limit)
-}
-
-type countingTx struct {
-	store.Tx
-	c *listCounter
-}
-
-func (tx countingTx) List(prefix, after string, limit int) ([]store.KV, error) {
-	if prefix == tx.c.prefix {
-		tx.c.n.Add(1)
-	}
-	return tx.Tx.List(prefix, after, limit)
-}
-
-func (s *listCounter) View(ctx context.Context, fn func(store.ReadTx) error) error {
-	return s.Store.View(ctx, func(tx store.ReadTx) error { return fn(countingReadTx{tx, s}) })
-}
-
-func (s *listCounter) Update(ctx context.Context, fn func(store.Tx) error) (int64, error) {
-	return s.Store.Update(ctx, func(tx store.Tx) error { return fn(countingTx{tx, s}) })
 }
 
 // TestManifestRepeatedLayerReadOnce: a manifest may name one layer many
@@ -433,16 +393,60 @@ func TestManifestRepeatedLayerReadOnce(t *testing.T) {
 	}
 	m := mustJSON(t, doc)
 
-	c := &listCounter{Store: e.store, prefix: state.ImagesRepoPrefix("app")}
-	r, err := Open(Config{Store: c, Dir: e.dir, Host: "h", TokenKey: testKey, Now: e.clk.Now})
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := &countingStore{Store: e.store}
+	r := e.openOver(c)
 	if _, err := r.PutManifest(context.Background(), "app", "many", MediaTypeOCIManifest, m); err != nil {
 		t.Fatal(err)
 	}
-	// One read of the repository's images in the check, one in the commit.
-	if n := c.n.Load(); n > 2 {
+	// The layer is looked up through the blob-refs index once in the
+	// check and once in the commit; the images are never listed.
+	if n := c.lists(state.BlobRefsBlobPrefix("app", layer)); n != 2 {
+		t.Errorf("PutManifest looked the layer up %d times, want 2", n)
+	}
+	if n := c.lists(state.ImagesRepoPrefix("app")); n != 0 {
 		t.Errorf("PutManifest listed the repository's images %d times", n)
 	}
+}
+
+// TestManifestDeletedWhileRead: an image deleted, and its manifest file
+// collected, between a pull's read of the image record and its read of the
+// file is a miss (ErrImageNotFound, MANIFEST_UNKNOWN), not a server error.
+func TestManifestDeletedWhileRead(t *testing.T) {
+	ctx := context.Background()
+	// deleteOnRead makes the next manifest read of e lose the race.
+	deleteOnRead := func(e *env, digest string) {
+		e.r.testHookManifestResolved = func() {
+			e.r.testHookManifestResolved = nil
+			if err := e.r.DeleteImage(ctx, "app", digest); err != nil {
+				t.Error(err)
+			}
+			if _, err := e.r.GC(ctx); err != nil {
+				t.Error(err)
+			}
+			if e.blobExists(digest) {
+				t.Error("GC kept the deleted image's manifest")
+			}
+		}
+	}
+	for _, byTag := range []bool{true, false} {
+		e := newEnv(t)
+		e.createRepo("app", "")
+		d := e.putManifest("app", "v1", e.image("app", "l"))
+		e.clk.Advance(2 * time.Hour) // past the grace period: collectable once deleted
+		ref := d
+		if byTag {
+			ref = "v1"
+		}
+		deleteOnRead(e, d)
+		if _, _, err := e.r.Manifest(ctx, "app", ref); !errors.Is(err, ErrImageNotFound) {
+			t.Errorf("Manifest(%s): %v, want ErrImageNotFound", ref, err)
+		}
+	}
+
+	e := newEnv(t)
+	e.createRepo("app", "")
+	d := e.putManifest("app", "v1", e.image("app", "l"))
+	e.clk.Advance(2 * time.Hour)
+	deleteOnRead(e, d)
+	expect(t, e.do("GET", "/v2/app/manifests/v1", nil), http.StatusNotFound, "MANIFEST_UNKNOWN")
 }

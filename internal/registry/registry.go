@@ -207,6 +207,12 @@ type Registry struct {
 	// testHookGCListed, when set, runs after GC has listed its candidates
 	// and before it takes gcMu.
 	testHookGCListed func()
+	// testHookManifestResolved, when set, runs after a manifest read has
+	// found the image's record and before it reads the file.
+	testHookManifestResolved func()
+	// testHookUploadIdle, when set, runs after GC has found an upload idle
+	// and before it locks the upload to delete it.
+	testHookUploadIdle func(id string)
 }
 
 // Open validates cfg, creates the directories under cfg.Dir and removes the

@@ -421,12 +421,6 @@ func (r *Registry) requireRepo(tx store.ReadTx, repo string) error {
 	return nil
 }
 
-// imageRefs is the part of an Image record that says what it references.
-type imageRefs struct {
-	Digest string   `json:"digest"`
-	Blobs  []string `json:"blobs"`
-}
-
 // readable reports whether blob digest may be read through repo: it is
 // linked there, is the manifest of one of its images, or a blob one of its
 // images references (which a DELETE of the link does not hide).
@@ -436,51 +430,36 @@ func (r *Registry) readable(tx store.ReadTx, repo, digest string) (bool, error) 
 }
 
 // unreadable returns the first of digests that is not readable in repo, or
-// "" when all are. Each distinct digest is looked up once and the
-// repository's images are read at most once: a manifest may list the same
-// layer thousands of times, and PutManifest checks inside its write
-// transaction.
+// "" when all are. Each distinct digest costs at most three point reads
+// (its link, an image with its digest, one blob-refs index entry), however
+// many images the repository holds: `docker push` HEADs every layer it is
+// about to push, and PutManifest checks inside its write transaction a
+// manifest that may list the same layer thousands of times.
 func (r *Registry) unreadable(tx store.ReadTx, repo string, digests []string) (string, error) {
-	var viaImages map[string]bool // what repo's images reference, read on first need
 	seen := make(map[string]bool, len(digests))
 	for _, digest := range digests {
 		if seen[digest] {
 			continue
 		}
 		seen[digest] = true
-		linked := false
-		for _, key := range []string{state.LayerKey(repo, digest), state.ImageKey(repo, digest)} {
-			_, ok, err := tx.Get(key)
-			if err != nil {
-				return "", err
-			}
-			if ok {
-				linked = true
-				break
-			}
+		ok, err := r.readableOne(tx, repo, digest)
+		if err != nil {
+			return "", err
 		}
-		if linked {
-			continue
-		}
-		if viaImages == nil {
-			kvs, err := tx.List(state.ImagesRepoPrefix(repo), "", 0)
-			if err != nil {
-				return "", err
-			}
-			viaImages = make(map[string]bool)
-			for _, kv := range kvs {
-				img, err := state.Decode[imageRefs](kv)
-				if err != nil {
-					return "", err
-				}
-				for _, b := range img.Blobs {
-					viaImages[b] = true
-				}
-			}
-		}
-		if !viaImages[digest] {
+		if !ok {
 			return digest, nil
 		}
 	}
 	return "", nil
+}
+
+// readableOne is readable for one digest, without the wrapping.
+func (r *Registry) readableOne(tx store.ReadTx, repo, digest string) (bool, error) {
+	for _, key := range []string{state.LayerKey(repo, digest), state.ImageKey(repo, digest)} {
+		_, ok, err := tx.Get(key)
+		if err != nil || ok {
+			return ok, err
+		}
+	}
+	return state.BlobReferenced(tx, repo, digest)
 }

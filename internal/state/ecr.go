@@ -1,8 +1,12 @@
 package state
 
 import (
+	"errors"
+
 	"github.com/berthdev/berth/internal/awsmodel"
 	"github.com/berthdev/berth/internal/awsmodel/ecrtypes"
+	"github.com/berthdev/berth/internal/errdefs"
+	"github.com/berthdev/berth/internal/store"
 )
 
 // ECR key layout. Blob and manifest bytes live on disk, content-addressed
@@ -14,13 +18,25 @@ import (
 //	/ecr/tags/<repo>\x00<tag>                          the digest the tag points at (plain string)
 //	/ecr/layers/<repo>\x00<digest>                     Layer: a blob pushed to or mounted in the repository
 //	/ecr/referrers/<repo>\x00<subject>\x00<digest>     index: manifests whose subject is <subject> (value: empty)
+//	/ecr/blob-refs/<repo>\x00<blob>\x00<image>         index: images of <repo> whose manifest references <blob> (value: empty)
 //	/ecr/uploads/<upload id>                           Upload: an upload in progress (its bytes are on disk)
+//
+// The blob-refs index answers "does an image of this repository reference
+// this blob?" with one bounded List instead of decoding every image: a
+// blob pushed but no longer linked stays readable through the images that
+// reference it. The transaction that stores an image from its manifest
+// writes its entries (PutBlobRefs), and every transaction that deletes an
+// Image record deletes them (DeleteBlobRefs); other writes of an Image
+// (tags, pull times) leave its blobs alone, which are fixed by its digest.
+// The index came with the registry before any release, so no data
+// directory predates it and there is no migration.
 const (
 	RepositoriesPrefix = "/ecr/repos/"
 	ImagesPrefix       = "/ecr/images/"
 	ImageTagsPrefix    = "/ecr/tags/"
 	LayersPrefix       = "/ecr/layers/"
 	ReferrersPrefix    = "/ecr/referrers/"
+	BlobRefsPrefix     = "/ecr/blob-refs/"
 	UploadsPrefix      = "/ecr/uploads/"
 )
 
@@ -132,6 +148,46 @@ func ReferrersSubjectPrefix(repo, subject string) string {
 // ReferrerKey indexes manifest digest as a referrer of subject in repo.
 func ReferrerKey(repo, subject, digest string) string {
 	return ReferrersSubjectPrefix(repo, subject) + digest
+}
+
+// BlobRefsRepoPrefix is the prefix of every blob-refs index entry of repo.
+func BlobRefsRepoPrefix(repo string) string { return BlobRefsPrefix + repo + sep }
+
+// BlobRefsBlobPrefix is the prefix of the index entries of the images in
+// repo that reference blob.
+func BlobRefsBlobPrefix(repo, blob string) string { return BlobRefsRepoPrefix(repo) + blob + sep }
+
+// BlobRefKey indexes image (a manifest digest) as referencing blob in repo.
+func BlobRefKey(repo, blob, image string) string { return BlobRefsBlobPrefix(repo, blob) + image }
+
+// PutBlobRefs writes the blob-refs index entries of img, one per blob it
+// references (a blob listed twice is one entry). Writing them again is
+// harmless.
+func PutBlobRefs(tx store.Tx, img *Image) error {
+	for _, b := range img.Blobs {
+		if err := tx.Put(BlobRefKey(img.Repository, b, img.Digest), nil); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// DeleteBlobRefs removes the blob-refs index entries of img (those already
+// gone, such as a blob listed twice, are skipped).
+func DeleteBlobRefs(tx store.Tx, img *Image) error {
+	for _, b := range img.Blobs {
+		if err := tx.Delete(BlobRefKey(img.Repository, b, img.Digest)); err != nil && !errors.Is(err, errdefs.ErrNotFound) {
+			return err
+		}
+	}
+	return nil
+}
+
+// BlobReferenced reports whether an image of repo references blob: one
+// index entry read, however many images the repository holds.
+func BlobReferenced(tx store.ReadTx, repo, blob string) (bool, error) {
+	kvs, err := tx.List(BlobRefsBlobPrefix(repo, blob), "", 1)
+	return len(kvs) > 0, err
 }
 
 // UploadKey is the key of an upload in progress.

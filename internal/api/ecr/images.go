@@ -274,7 +274,10 @@ func artifactMediaType(img *state.Image) string {
 }
 
 // BatchGetImage returns the manifests of the named images; ids it cannot
-// serve are failures, not an error.
+// serve are failures, not an error. Each image is returned once, under the
+// first id that names it: ids repeated, or naming an image already named
+// (a tag and its digest, two tags of one image), add nothing, so a request
+// of up to 100 ids loads each manifest (up to 4 MiB) at most once.
 func (s *Service) BatchGetImage(ctx context.Context, in *ecrtypes.BatchGetImageRequest) (*ecrtypes.BatchGetImageResponse, error) {
 	type found struct {
 		id     ecrtypes.ImageIdentifier
@@ -283,10 +286,17 @@ func (s *Service) BatchGetImage(ctx context.Context, in *ecrtypes.BatchGetImageR
 	var todo []found
 	out := &ecrtypes.BatchGetImageResponse{}
 	err := s.store.View(ctx, func(tx store.ReadTx) error {
+		todo, out.Failures = nil, nil
 		if _, err := s.repository(tx, in.RegistryId, in.RepositoryName); err != nil {
 			return err
 		}
+		seenID := map[ecrtypes.ImageIdentifier]bool{}
+		seenDigest := map[string]bool{}
 		for _, id := range in.ImageIds {
+			if seenID[id] {
+				continue
+			}
+			seenID[id] = true
 			img, failure, err := resolveImage(tx, in.RepositoryName, id)
 			if err != nil {
 				return err
@@ -295,6 +305,10 @@ func (s *Service) BatchGetImage(ctx context.Context, in *ecrtypes.BatchGetImageR
 				out.Failures = append(out.Failures, *failure)
 				continue
 			}
+			if seenDigest[img.Digest] {
+				continue
+			}
+			seenDigest[img.Digest] = true
 			todo = append(todo, found{id, img.Digest})
 		}
 		return nil

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -314,6 +315,51 @@ func TestBatchGetImage(t *testing.T) {
 	}
 	_, err = f.call("BatchGetImage", map[string]any{"repositoryName": "nope", "imageIds": []map[string]string{{"imageTag": "v1"}}})
 	wantErr(t, err, "RepositoryNotFoundException", "'nope'")
+}
+
+// manifestCounter counts the manifests a Service loads.
+type manifestCounter struct {
+	ecr.Registry
+	n atomic.Int64
+}
+
+func (m *manifestCounter) Manifest(ctx context.Context, repo, reference string) (*state.Image, []byte, error) {
+	m.n.Add(1)
+	return m.Registry.Manifest(ctx, repo, reference)
+}
+
+// TestBatchGetImageDuplicates: ids that name one image (repeated, or a tag
+// and its digest, or two tags) return it once, loading its manifest (up to
+// 4 MiB) once.
+func TestBatchGetImageDuplicates(t *testing.T) {
+	f := newFixture(t)
+	f.createRepo("app")
+	digests := f.tagged("app", "v1,latest", "v2")
+	reg := &manifestCounter{Registry: f.reg}
+	api, err := ecr.New(ecr.Config{Store: f.st, Registry: reg, Region: region, Account: account, Now: f.clk.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids := []ecrtypes.ImageIdentifier{{ImageTag: "v1"}, {ImageTag: "v2"}, {ImageTag: "nope"}}
+	for range 19 { // 98 ids; the model allows 100
+		ids = append(ids, ecrtypes.ImageIdentifier{ImageTag: "v1"}, ecrtypes.ImageIdentifier{ImageTag: "latest"},
+			ecrtypes.ImageIdentifier{ImageDigest: digests[0]}, ecrtypes.ImageIdentifier{ImageDigest: digests[0], ImageTag: "latest"},
+			ecrtypes.ImageIdentifier{ImageTag: "nope"})
+	}
+	resp := must[*ecrtypes.BatchGetImageResponse](t)(api.BatchGetImage(f.ctx, &ecrtypes.BatchGetImageRequest{RepositoryName: "app", ImageIds: ids}))
+	var images []string
+	for _, img := range resp.Images {
+		images = append(images, short(img.ImageId.ImageDigest)+":"+img.ImageId.ImageTag)
+	}
+	if want := []string{short(digests[0]) + ":v1", short(digests[1]) + ":v2"}; !slices.Equal(images, want) {
+		t.Errorf("images = %v, want %v", images, want)
+	}
+	if len(resp.Failures) != 1 || resp.Failures[0].ImageId.ImageTag != "nope" {
+		t.Errorf("failures = %+v, want one for tag nope", resp.Failures)
+	}
+	if n := reg.n.Load(); n != 2 {
+		t.Errorf("loaded %d manifests for 2 images", n)
+	}
 }
 
 func TestBatchDeleteImage(t *testing.T) {

@@ -12,6 +12,7 @@ package awsmodel
 
 //go:generate go run ./gen -models ../../../shared/aws-models -service ecs -pkg ecstypes -out ecstypes
 //go:generate go run ./gen -models ../../../shared/aws-models -service ecr -pkg ecrtypes -out ecrtypes
+//go:generate go run ./gen -models ../../../shared/aws-models -service elbv2 -pkg elbv2types -out elbv2types
 
 import (
 	"bytes"

@@ -11,7 +11,7 @@ import (
 // compares it with the committed one, so a generator change cannot land
 // without its output (regenerate with `go generate ./internal/awsmodel`).
 func TestGeneratedCodeIsCurrent(t *testing.T) {
-	for svc, pkg := range map[string]string{"ecs": "ecstypes", "ecr": "ecrtypes"} {
+	for svc, pkg := range map[string]string{"ecs": "ecstypes", "ecr": "ecrtypes", "elbv2": "elbv2types"} {
 		t.Run(svc, func(t *testing.T) { checkGenerated(t, svc, pkg) })
 	}
 }

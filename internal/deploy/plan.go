@@ -24,6 +24,12 @@ const (
 	ReasonDaemonMoved = "Container instance is not eligible for the daemon service"
 )
 
+// ELBReason is the stoppedReason of a task stopped because the load
+// balancer found it unhealthy in a target group.
+func ELBReason(targetGroupArn string) string {
+	return fmt.Sprintf("Task failed ELB health checks in (target-group %s)", targetGroupArn)
+}
+
 // ScalingReason is the stoppedReason of a task a deployment stops.
 func ScalingReason(deployment string) string {
 	return fmt.Sprintf("Scaling activity initiated by (deployment %s)", deployment)
@@ -37,6 +43,28 @@ type Task struct {
 	StopCode                   ecstypes.TaskStopCode
 	CreatedAt, StartedAt       time.Time // StartedAt zero until RUNNING
 	StoppedAt                  time.Time
+	// Targets are the task's registrations in the service's target groups,
+	// with the health the load balancer reports; nil until registered.
+	Targets []Target
+	// Deactivating: the task was deregistered from its target groups and
+	// waits for their connections to drain before it is stopped with
+	// DeactivateReason.
+	Deactivating     bool
+	DeactivateReason string
+}
+
+// Target is one registration of a task in a target group.
+type Target struct {
+	TargetGroupArn string
+	// Name is the target group's name, for events.
+	Name string
+	// Port is the registered port (the host port for instance targets),
+	// Instance the EC2-style instance id of an instance target ("" for ip).
+	Port     int32
+	Instance string
+	// State is the load balancer's verdict (initial, healthy, unhealthy,
+	// unused, draining, unavailable), Description its explanation.
+	State, Description string
 }
 
 // Instance is what the planner knows of one container instance.
@@ -71,9 +99,13 @@ type StartTasks struct {
 	Instance   string
 }
 
-// StopTask asks for a task to stop with a reason.
+// StopTask asks for a task to stop with a reason. For a task registered
+// in target groups, Drain asks the caller to deregister it first (the task
+// goes DEACTIVATING) and to stop it once its targets have drained; the
+// planner then emits the stop itself.
 type StopTask struct {
 	TaskID, Reason string
+	Drain          bool
 }
 
 // Outcome is a ServiceDeployment record's new status.
@@ -88,8 +120,11 @@ type Outcome struct {
 // the starts, stops, forgets, rollback and finishes, adds the events, and
 // looks again after Requeue (0: only on a change).
 type Plan struct {
-	Start    []StartTasks
-	Stop     []StopTask
+	Start []StartTasks
+	Stop  []StopTask
+	// Register lists running tasks to register in every target group of
+	// the service's loadBalancers (ACTIVATING, in ECS's words).
+	Register []string
 	Forget   []string // stopped tasks accounted for: drop from the service's index
 	Events   []string
 	Finish   []Outcome
@@ -112,6 +147,23 @@ func (p *Plan) LookAgainWithin(d time.Duration) {
 type classified struct {
 	Task
 	healthy, unhealthy, stopping, misplaced bool
+	// elbUnhealthy is the target group registration that failed, past the
+	// grace period.
+	elbUnhealthy *Target
+}
+
+// targetsHealthy: the task is registered in all n target groups and each
+// reports it healthy.
+func targetsHealthy(t Task, n int) bool {
+	if len(t.Targets) < n {
+		return false
+	}
+	for _, tg := range t.Targets {
+		if tg.State != "healthy" {
+			return false
+		}
+	}
+	return true
 }
 
 // Backoff is how long launches wait after n tasks in a row failed to start:
@@ -146,14 +198,21 @@ func Reconcile(in Input) Plan {
 	if svc.HealthCheckGracePeriodSeconds != nil {
 		grace = time.Duration(*svc.HealthCheckGracePeriodSeconds) * time.Second
 	}
+	balanced := len(svc.LoadBalancers) > 0
+	// With load balancers a task is healthy once every target group says
+	// so (and its container health check passes, if it has one); without,
+	// by its container health check or after the health wait.
 	isHealthy := func(t Task) bool {
 		if t.LastStatus != "RUNNING" || t.StartedAt.IsZero() {
 			return false
 		}
-		if in.HealthCheck[t.Deployment] {
-			return t.Health == ecstypes.HealthStatusHealthy
+		if in.HealthCheck[t.Deployment] && t.Health != ecstypes.HealthStatusHealthy {
+			return false
 		}
-		return in.Now.Sub(t.StartedAt) >= wait
+		if balanced {
+			return targetsHealthy(t, len(svc.LoadBalancers))
+		}
+		return in.HealthCheck[t.Deployment] || in.Now.Sub(t.StartedAt) >= wait
 	}
 
 	// 1. Account for tasks that stopped: a task that stopped without the
@@ -172,18 +231,38 @@ func Reconcile(in Input) Plan {
 			failed(svc, t.Deployment, in.Now, &p)
 			continue
 		}
+		if t.Deactivating && t.DesiredStatus != "STOPPED" && len(t.Targets) == 0 {
+			// Its connections have drained: stop it now.
+			p.Stop = append(p.Stop, StopTask{TaskID: t.ID, Reason: t.DeactivateReason})
+		}
 		c := &classified{Task: t}
 		inst, ok := in.Instances[t.InstanceID]
 		c.misplaced = !ok || inst.Status != state.InstanceActive || daemon && !inst.Eligible
-		c.stopping = t.DesiredStatus == "STOPPED"
+		c.stopping = t.DesiredStatus == "STOPPED" || t.Deactivating
 		c.healthy = !c.stopping && isHealthy(t)
 		c.unhealthy = !c.stopping && t.LastStatus == "RUNNING" && t.Health == ecstypes.HealthStatusUnhealthy &&
 			!t.StartedAt.IsZero() && in.Now.Sub(t.StartedAt) >= grace
 		if !c.stopping && t.LastStatus == "RUNNING" && t.Health == ecstypes.HealthStatusUnhealthy && !c.unhealthy {
 			p.LookAgainWithin(t.StartedAt.Add(grace).Sub(in.Now))
 		}
-		if !c.stopping && !c.healthy && t.LastStatus == "RUNNING" && !in.HealthCheck[t.Deployment] {
+		if !c.stopping && !c.healthy && t.LastStatus == "RUNNING" && !in.HealthCheck[t.Deployment] && !balanced {
 			p.LookAgainWithin(t.StartedAt.Add(wait).Sub(in.Now))
+		}
+		if balanced && !c.stopping && t.LastStatus == "RUNNING" && !t.StartedAt.IsZero() {
+			if len(t.Targets) < len(svc.LoadBalancers) {
+				p.Register = append(p.Register, t.ID)
+			}
+			for _, tg := range t.Targets {
+				if tg.State != "unhealthy" {
+					continue
+				}
+				if in.Now.Sub(t.StartedAt) < grace {
+					p.LookAgainWithin(t.StartedAt.Add(grace).Sub(in.Now))
+					continue
+				}
+				c.elbUnhealthy = &tg
+				break
+			}
 		}
 		if c.healthy {
 			healthyNow(svc, t.Deployment)
@@ -193,7 +272,7 @@ func Reconcile(in Input) Plan {
 	stopping := func(c *classified, reason string) {
 		c.stopping = true
 		c.healthy = false
-		p.Stop = append(p.Stop, StopTask{TaskID: c.ID, Reason: reason})
+		p.Stop = append(p.Stop, StopTask{TaskID: c.ID, Reason: reason, Drain: len(c.Targets) > 0})
 	}
 
 	// 2. Tasks that fail their health checks are stopped and replaced.
@@ -201,6 +280,16 @@ func Reconcile(in Input) Plan {
 		if c.unhealthy {
 			p.Events = append(p.Events, fmt.Sprintf("(service %s) (task %s) failed container health checks.", name, c.ID))
 			stopping(c, ReasonUnhealthy)
+			failed(svc, c.Deployment, in.Now, &p)
+			continue
+		}
+		if tg := c.elbUnhealthy; tg != nil && !c.stopping {
+			where := ""
+			if tg.Instance != "" {
+				where = fmt.Sprintf(" (instance %s)", tg.Instance)
+			}
+			p.Events = append(p.Events, fmt.Sprintf("service %s%s (port %d) is unhealthy in target-group %s due to (reason %s).", name, where, tg.Port, tg.Name, tg.Description))
+			stopping(c, ELBReason(tg.TargetGroupArn))
 			failed(svc, c.Deployment, in.Now, &p)
 		}
 	}

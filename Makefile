@@ -31,6 +31,7 @@ unit:
 ## fuzz: each fuzz target briefly (go runs one target per package per call); FUZZ_SCALE=10 for longer
 fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzDispatch$$' -fuzztime $$((300000 * $(FUZZ_SCALE)))x ./internal/awsmodel
+	$(GO) test -run '^$$' -fuzz '^FuzzDecodeQuery$$' -fuzztime $$((150000 * $(FUZZ_SCALE)))x ./internal/awsmodel
 	$(GO) test -run '^$$' -fuzz '^FuzzHandlers$$' -fuzztime $$((10000 * $(FUZZ_SCALE)))x ./internal/api/ecs
 	$(GO) test -run '^$$' -fuzz '^FuzzHandlers$$' -fuzztime $$((10000 * $(FUZZ_SCALE)))x ./internal/api/ecr
 	$(GO) test -run '^$$' -fuzz '^FuzzParseAuthorization$$' -fuzztime $$((400000 * $(FUZZ_SCALE)))x ./internal/api/sigv4

@@ -12,9 +12,23 @@ import (
 	"github.com/berthdev/berth/internal/errdefs"
 )
 
+// errorCodes are a service's codes for the error classes every service has.
+type errorCodes struct{ validation, notImplemented, server string }
+
+// jsonDefaultCodes are the codes of a request no JSON service was found for.
+var jsonDefaultCodes = errorCodes{"ValidationException", "NotImplementedException", "InternalFailure"}
+
+func (s *JSONService) codes() errorCodes {
+	if s == nil {
+		return jsonDefaultCodes
+	}
+	return errorCodes{s.ValidationCode, s.NotImplementedCode, s.ServerErrorCode}
+}
+
 // wireError maps any error to the AWS code, HTTP status and message sent to
-// the client. It is the one place where error classes meet the wire.
-func wireError(svc *JSONService, err error) (code string, status int, msg string, internal bool) {
+// the client. It is the one place where error classes meet the wire (the
+// Query protocol renames a few in queryWireError).
+func wireError(codes errorCodes, err error) (code string, status int, msg string, internal bool) {
 	var (
 		apiErr *awsmodel.APIError
 		sigErr *sigv4.Error
@@ -23,10 +37,7 @@ func wireError(svc *JSONService, err error) (code string, status int, msg string
 		nieErr *awsmodel.NotImplementedError
 		unkErr *awsmodel.UnknownOperationError
 	)
-	validation, notImpl, server := "ValidationException", "NotImplementedException", "InternalFailure"
-	if svc != nil {
-		validation, notImpl, server = svc.ValidationCode, svc.NotImplementedCode, svc.ServerErrorCode
-	}
+	validation, notImpl, server := codes.validation, codes.notImplemented, codes.server
 	switch {
 	case errors.As(err, &apiErr):
 		status := apiErr.Status
@@ -59,7 +70,7 @@ func wireError(svc *JSONService, err error) (code string, status int, msg string
 // writeJSONError answers err in the AWS JSON error shape and returns the
 // code it sent.
 func (s *Server) writeJSONError(w http.ResponseWriter, r *http.Request, reqID string, svc *JSONService, err error) string {
-	code, status, msg, internal := wireError(svc, err)
+	code, status, msg, internal := wireError(svc.codes(), err)
 	target := r.Header.Get("X-Amz-Target")
 	if internal {
 		// The cause stays in the log; the client gets the request id to quote.
@@ -85,8 +96,14 @@ func (s *Server) writeJSONError(w http.ResponseWriter, r *http.Request, reqID st
 	return code
 }
 
-// writeQueryError answers in the AWS Query protocol's XML error shape.
-func (s *Server) writeQueryError(w http.ResponseWriter, reqID, code string, status int, msg string) {
+// writeQueryError answers in the AWS Query protocol's XML error shape, in
+// the service's namespace (none when the service is not known):
+//
+//	<ErrorResponse xmlns="…"><Error><Type>Sender</Type><Code>…</Code>
+//	<Message>…</Message></Error><RequestId>…</RequestId></ErrorResponse>
+//
+// The Type is Receiver for a server-side failure (HTTP 5xx).
+func (s *Server) writeQueryError(w http.ResponseWriter, reqID, namespace, code string, status int, msg string) {
 	s.log.Debug("request refused", "protocol", "query", "request_id", reqID, "code", code, "status", status)
 	type errorBody struct {
 		Type    string `xml:"Type"`
@@ -95,10 +112,15 @@ func (s *Server) writeQueryError(w http.ResponseWriter, reqID, code string, stat
 	}
 	type response struct {
 		XMLName   xml.Name  `xml:"ErrorResponse"`
+		Namespace string    `xml:"xmlns,attr,omitempty"`
 		Error     errorBody `xml:"Error"`
 		RequestID string    `xml:"RequestId"`
 	}
-	buf, _ := xml.Marshal(response{Error: errorBody{Type: "Sender", Code: code, Message: msg}, RequestID: reqID})
+	fault := "Sender"
+	if status >= 500 {
+		fault = "Receiver"
+	}
+	buf, _ := xml.Marshal(response{Namespace: namespace, Error: errorBody{Type: fault, Code: code, Message: msg}, RequestID: reqID})
 	w.Header().Set("Content-Type", "text/xml")
 	w.WriteHeader(status)
 	_, _ = w.Write(append([]byte(xml.Header), buf...))

@@ -28,6 +28,8 @@ type route struct {
 	// (Query) or the Smithy service name (RPCv2).
 	service string
 	op      string
+	// form is the Query request's parameters.
+	form url.Values
 }
 
 // detectRoute works out protocol, service and operation from the request.
@@ -44,7 +46,7 @@ func detectRoute(r *http.Request, body []byte) route {
 		}
 	}
 	if form := queryForm(r, body); form != nil && form.Get("Action") != "" {
-		return route{proto: protoQuery, service: scopeService(r), op: form.Get("Action")}
+		return route{proto: protoQuery, service: scopeService(r), op: form.Get("Action"), form: form}
 	}
 	return route{}
 }
@@ -67,6 +69,19 @@ func queryForm(r *http.Request, body []byte) url.Values {
 		return r.URL.Query()
 	}
 	return nil
+}
+
+// isForm reports whether r looks like an AWS Query request, before its body
+// is read: a form POST, or a GET with an Action.
+func isForm(r *http.Request) bool {
+	switch r.Method {
+	case http.MethodPost:
+		ct, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
+		return ct == "application/x-www-form-urlencoded" && r.Header.Get("X-Amz-Target") == ""
+	case http.MethodGet:
+		return r.URL.Query().Get("Action") != ""
+	}
+	return false
 }
 
 // scopeService reads the service name from the SigV4 credential scope

@@ -3,6 +3,9 @@
 // service by protocol (X-Amz-Target for the JSON protocols), writes replies in
 // the service's encoding, and is the only place where errors become AWS error
 // shapes on the wire.
+//
+// Two protocol families are served: AWS JSON (JSONService: ECS, ECR), and
+// AWS Query (QueryService: form requests, XML replies; ELBv2).
 package api
 
 import (
@@ -91,6 +94,10 @@ type Config struct {
 	Handlers map[string]http.Handler
 	// Services are the JSON-protocol services to route to.
 	Services []*JSONService
+	// QueryServices are the AWS Query-protocol services to route to, by
+	// signing name. A Query request for any other service is answered
+	// InvalidAction, naming the API Berth does not implement yet.
+	QueryServices []*QueryService
 	// Now is the clock (for request timing).
 	Now func() time.Time
 	// Metrics, when set, counts and times requests and is served at MetricsPath.
@@ -134,6 +141,16 @@ func (c *Config) Validate() error {
 			s.ServerErrorCode = "InternalFailure"
 		}
 	}
+	seen := map[string]bool{}
+	for _, q := range c.QueryServices {
+		if err := q.validate(); err != nil {
+			return err
+		}
+		if seen[q.SigningName] {
+			return fmt.Errorf("api: two Query services sign as %q: %w", q.SigningName, errdefs.ErrInvalidArgument)
+		}
+		seen[q.SigningName] = true
+	}
 	return nil
 }
 
@@ -141,6 +158,7 @@ func (c *Config) Validate() error {
 type Server struct {
 	cfg      Config
 	byPrefix map[string]*JSONService
+	byScope  map[string]*QueryService
 	log      *slog.Logger
 }
 
@@ -149,9 +167,12 @@ func New(cfg Config) (*Server, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: cfg, byPrefix: map[string]*JSONService{}, log: cfg.Logger.With("component", "api")}
+	s := &Server{cfg: cfg, byPrefix: map[string]*JSONService{}, byScope: map[string]*QueryService{}, log: cfg.Logger.With("component", "api")}
 	for _, svc := range cfg.Services {
 		s.byPrefix[svc.TargetPrefix] = svc
+	}
+	for _, svc := range cfg.QueryServices {
+		s.byScope[svc.SigningName] = svc
 	}
 	return s, nil
 }
@@ -188,6 +209,12 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	body, err := readBody(w, r, limit)
 	if err != nil {
+		if isForm(r) {
+			// A Query client reads only the Query error shape.
+			code, status, msg, _ := wireError(jsonDefaultCodes, err)
+			s.writeQueryError(w, reqID, "", code, status, msg)
+			return
+		}
 		s.writeJSONError(w, r, reqID, nil, err)
 		return
 	}
@@ -205,6 +232,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.writeJSONError(w, r, reqID, nil, awsmodel.NewAPIError("UnknownOperationException", http.StatusBadRequest,
 			"X-Amz-Target %q names %s", r.Header.Get("X-Amz-Target"), what))
 	case protoQuery:
+		if svc := s.queryService(rt.service, rt.form); svc != nil {
+			s.serveQuery(w, r, reqID, svc, rt.op, rt.form, body)
+			return
+		}
 		name := rt.service
 		if n, ok := knownQueryServices[rt.service]; ok {
 			name = n
@@ -212,7 +243,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if name == "" {
 			name = "an AWS Query API (unsigned, so Berth cannot tell which)"
 		}
-		s.writeQueryError(w, reqID, "InvalidAction", http.StatusBadRequest,
+		s.writeQueryError(w, reqID, "", "InvalidAction", http.StatusBadRequest,
 			fmt.Sprintf("%s is an action of %s, which Berth does not implement yet", rt.op, name))
 	case protoRPCv2:
 		s.writeCBORError(w, reqID, "UnknownOperationException", http.StatusBadRequest,
@@ -256,19 +287,9 @@ func (s *Server) runJSON(r *http.Request, svc *JSONService, op string, body []by
 		return nil, awsmodel.NewAPIError("UnknownOperationException", http.StatusMethodNotAllowed,
 			"AWS JSON requests must use POST, not %s", r.Method)
 	}
-	caller := Caller{ARN: "arn:aws:iam::" + s.cfg.Account + ":root"}
-	if !s.cfg.Insecure {
-		res, err := s.cfg.Auth.Verify(r.Context(), r, body)
-		if err != nil {
-			return nil, err
-		}
-		if err := s.checkScope(res, svc); err != nil {
-			return nil, err
-		}
-		caller.AccessKeyID = res.AccessKeyID
-		if s.cfg.PrincipalARN != nil {
-			caller.ARN = s.cfg.PrincipalARN(res.AccessKeyID)
-		}
+	caller, err := s.authenticate(r, body, svc.SigningName)
+	if err != nil {
+		return nil, err
 	}
 	out, err := svc.Dispatch(WithCaller(r.Context(), caller), op, body)
 	if err != nil {
@@ -281,16 +302,39 @@ func (s *Server) runJSON(r *http.Request, svc *JSONService, op string, body []by
 	return buf, nil
 }
 
-// checkScope refuses a signature scoped to another region or service: Berth
-// serves one region, and the ARNs it returns name it.
-func (s *Server) checkScope(res sigv4.Result, svc *JSONService) error {
-	if res.Region != s.cfg.Region {
-		return awsmodel.NewAPIError("InvalidSignatureException", http.StatusBadRequest,
-			"Credential should be scoped to a valid region, not '%s'. This Berth serves region '%s'.", res.Region, s.cfg.Region)
+// authenticate verifies r's signature for the service signing as
+// signingName and says who made it; in insecure mode every request is the
+// account's root.
+func (s *Server) authenticate(r *http.Request, body []byte, signingName string) (Caller, error) {
+	caller := Caller{ARN: "arn:aws:iam::" + s.cfg.Account + ":root"}
+	if s.cfg.Insecure {
+		return caller, nil
 	}
-	if res.Service != svc.SigningName {
-		return awsmodel.NewAPIError("InvalidSignatureException", http.StatusBadRequest,
-			"Credential should be scoped to correct service: '%s'.", svc.SigningName)
+	res, err := s.cfg.Auth.Verify(r.Context(), r, body)
+	if err != nil {
+		return Caller{}, err
+	}
+	if err := s.checkScope(res, signingName); err != nil {
+		return Caller{}, err
+	}
+	caller.AccessKeyID = res.AccessKeyID
+	if s.cfg.PrincipalARN != nil {
+		caller.ARN = s.cfg.PrincipalARN(res.AccessKeyID)
+	}
+	return caller, nil
+}
+
+// checkScope refuses a signature scoped to another region or service: Berth
+// serves one region, and the ARNs it returns name it. The refusal is a
+// signature error, so each protocol words it with its own code.
+func (s *Server) checkScope(res sigv4.Result, signingName string) error {
+	if res.Region != s.cfg.Region {
+		return &sigv4.Error{Code: sigv4.CodeInvalidSignature, HTTPStatus: http.StatusBadRequest, Message: fmt.Sprintf(
+			"Credential should be scoped to a valid region, not '%s'. This Berth serves region '%s'.", res.Region, s.cfg.Region)}
+	}
+	if res.Service != signingName {
+		return &sigv4.Error{Code: sigv4.CodeInvalidSignature, HTTPStatus: http.StatusBadRequest, Message: fmt.Sprintf(
+			"Credential should be scoped to correct service: '%s'.", signingName)}
 	}
 	return nil
 }

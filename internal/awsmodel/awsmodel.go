@@ -75,7 +75,8 @@ type Document = json.RawMessage
 type Empty struct{}
 
 // APIError is an error in the AWS wire shape: a code (the exception shape's
-// name), a message and the HTTP status it is sent with.
+// name, or the model's error code where it has one, as Query models do), a
+// message and the HTTP status it is sent with.
 type APIError struct {
 	Code    string
 	Message string
@@ -189,19 +190,29 @@ func Call[I any, O any, PI interface {
 	*I
 	Validatable
 }](ctx context.Context, body []byte, fn func(context.Context, *I) (*O, error)) (any, error) {
+	decode := func(in any) error { return Decode(body, in) }
+	// Generated inputs hold optional scalars by value, so the validator
+	// sees an absent maxResults or imageTag as 0 or "" and refuses it
+	// against a minimum; AWS checks only what a request carries.
+	present := func(vs []Violation) []Violation { return presentViolations(vs, body) }
+	return call[I, O, PI](ctx, decode, present, fn)
+}
+
+// call is Call over any wire decoding: decode fills the new input, and
+// present keeps the violations of members the request carries (a missing
+// required member is always kept). Valid requests never reach present.
+func call[I any, O any, PI interface {
+	*I
+	Validatable
+}](ctx context.Context, decode func(any) error, present func([]Violation) []Violation, fn func(context.Context, *I) (*O, error)) (any, error) {
 	in := PI(new(I))
-	if err := Decode(body, in); err != nil {
+	if err := decode(in); err != nil {
 		return nil, err
 	}
 	var v Validator
 	in.Validate(&v)
 	if len(v.violations) > 0 {
-		// Generated inputs hold optional scalars by value, so the
-		// validator sees an absent maxResults or imageTag as 0 or "" and
-		// refuses it against a minimum; AWS checks only what a request
-		// carries. Violations on absent members are dropped (a missing
-		// required member is still refused). Valid requests never get here.
-		v.violations = presentViolations(v.violations, body)
+		v.violations = present(v.violations)
 		if err := v.Err(); err != nil {
 			return nil, err
 		}

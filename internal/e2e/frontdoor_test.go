@@ -2,16 +2,22 @@ package e2e
 
 import (
 	"bufio"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/xml"
 	"errors"
+	"io"
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 	"github.com/aws/aws-sdk-go-v2/service/cloudwatch"
 	cwtypes "github.com/aws/aws-sdk-go-v2/service/cloudwatch/types"
 	"github.com/aws/aws-sdk-go-v2/service/ecs"
-	elbv2 "github.com/aws/aws-sdk-go-v2/service/elasticloadbalancingv2"
 	"github.com/aws/smithy-go"
 )
 
@@ -22,14 +28,15 @@ func TestOtherProtocolsAnswerClearly(t *testing.T) {
 	b := startBerth(t)
 	cfg := awsConfig(b.endpoint, b.key.AccessKeyID, b.key.SecretAccessKey, "")
 
-	// ELBv2 speaks AWS Query (form body, XML replies).
-	_, err := elbv2.NewFromConfig(cfg).DescribeLoadBalancers(ctx(t), &elbv2.DescribeLoadBalancersInput{})
-	var ae smithy.APIError
-	if !errors.As(err, &ae) || ae.ErrorCode() != "InvalidAction" || !strings.Contains(ae.ErrorMessage(), "DescribeLoadBalancers") || !strings.Contains(ae.ErrorMessage(), "Elastic Load Balancing") {
-		t.Fatalf("ELBv2 via Query: %v", err)
+	// CloudWatch over AWS Query (form body, XML replies), as older CLIs
+	// send it, signed for "monitoring": a Query API Berth does not serve.
+	code, msg := signedQuery(t, b, "monitoring", "Action=ListMetrics&Version=2010-08-01&Namespace=app")
+	if code != "InvalidAction" || !strings.Contains(msg, "ListMetrics is an action of CloudWatch, which Berth does not implement yet") {
+		t.Fatalf("CloudWatch via Query: %s: %s", code, msg)
 	}
 	// The Go SDK's CloudWatch client speaks Smithy RPCv2 CBOR.
-	_, err = cloudwatch.NewFromConfig(cfg).PutMetricData(ctx(t), &cloudwatch.PutMetricDataInput{
+	var ae smithy.APIError
+	_, err := cloudwatch.NewFromConfig(cfg).PutMetricData(ctx(t), &cloudwatch.PutMetricDataInput{
 		Namespace:  aws.String("app"),
 		MetricData: []cwtypes.MetricDatum{{MetricName: aws.String("m"), Value: aws.Float64(1)}},
 	})
@@ -49,10 +56,44 @@ func TestOtherProtocolsAnswerClearly(t *testing.T) {
 		t.Fatalf("CloudWatch Logs target: %s", r.Header.Get("X-Amzn-ErrorType"))
 	}
 
+	// The AWS CLI v2 from Debian (2.9) sends CloudWatch requests over
+	// Query; newer ones over JSON 1.0 or RPCv2 CBOR. Each must be told.
 	c := newCLI(t, b)
-	if stderr := c.fails("InvalidAction", "elbv2", "describe-load-balancers"); !strings.Contains(stderr, "Berth does not implement") {
-		t.Fatalf("CLI elbv2: %s", stderr)
+	_, stderr, exit := c.run("cloudwatch", "list-metrics")
+	if exit == 0 || !(strings.Contains(stderr, "(InvalidAction)") || strings.Contains(stderr, "(UnknownOperationException)")) ||
+		!strings.Contains(stderr, "Berth does not implement") {
+		t.Fatalf("CLI cloudwatch list-metrics: exit %d: %s", exit, stderr)
 	}
+}
+
+// signedQuery sends an AWS Query request signed for service with the
+// admin key, and returns the error code and message of the XML reply.
+func signedQuery(t *testing.T, b *berth, service, form string) (code, msg string) {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodPost, b.endpoint+"/", strings.NewReader(form))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded; charset=utf-8")
+	sum := sha256.Sum256([]byte(form))
+	if err := v4.NewSigner().SignHTTP(context.Background(), aws.Credentials{AccessKeyID: b.key.AccessKeyID, SecretAccessKey: b.key.SecretAccessKey},
+		req, hex.EncodeToString(sum[:]), service, "us-east-1", time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	var e struct {
+		Code    string `xml:"Error>Code"`
+		Message string `xml:"Error>Message"`
+	}
+	if err := xml.Unmarshal(raw, &e); err != nil || resp.StatusCode != http.StatusBadRequest {
+		t.Fatalf("status %d, reply %q: %v", resp.StatusCode, raw, err)
+	}
+	return e.Code, e.Message
 }
 
 // TestMetrics checks the Prometheus exposition counts requests by

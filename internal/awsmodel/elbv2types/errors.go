@@ -6,282 +6,282 @@ import (
 	"github.com/berthdev/berth/internal/awsmodel"
 )
 
-// NewALPNPolicyNotSupportedException is an error of the model's ALPNPolicyNotSupportedException type: The specified ALPN policy is not supported.
+// NewALPNPolicyNotSupportedException is an error of the model's ALPNPolicyNotSupportedException type (code ALPNPolicyNotFound): The specified ALPN policy is not supported.
 func NewALPNPolicyNotSupportedException(format string, args ...any) *awsmodel.APIError {
-	return awsmodel.NewAPIError("ALPNPolicyNotSupportedException", 400, format, args...)
+	return awsmodel.NewAPIError("ALPNPolicyNotFound", 400, format, args...)
 }
 
-// NewAllocationIdNotFoundException is an error of the model's AllocationIdNotFoundException type: The specified allocation ID does not exist.
+// NewAllocationIdNotFoundException is an error of the model's AllocationIdNotFoundException type (code AllocationIdNotFound): The specified allocation ID does not exist.
 func NewAllocationIdNotFoundException(format string, args ...any) *awsmodel.APIError {
-	return awsmodel.NewAPIError("AllocationIdNotFoundException", 400, format, args...)
+	return awsmodel.NewAPIError("AllocationIdNotFound", 400, format, args...)
 }
 
-// NewAvailabilityZoneNotSupportedException is an error of the model's AvailabilityZoneNotSupportedException type: The specified Availability Zone is not supported.
+// NewAvailabilityZoneNotSupportedException is an error of the model's AvailabilityZoneNotSupportedException type (code AvailabilityZoneNotSupported): The specified Availability Zone is not supported.
 func NewAvailabilityZoneNotSupportedException(format string, args ...any) *awsmodel.APIError {
-	return awsmodel.NewAPIError("AvailabilityZoneNotSupportedException", 400, format, args...)
+	return awsmodel.NewAPIError("AvailabilityZoneNotSupported", 400, format, args...)
 }
 
-// NewCaCertificatesBundleNotFoundException is an error of the model's CaCertificatesBundleNotFoundException type: The specified ca certificate bundle does not exist.
+// NewCaCertificatesBundleNotFoundException is an error of the model's CaCertificatesBundleNotFoundException type (code CaCertificatesBundleNotFound): The specified ca certificate bundle does not exist.
 func NewCaCertificatesBundleNotFoundException(format string, args ...any) *awsmodel.APIError {
-	return awsmodel.NewAPIError("CaCertificatesBundleNotFoundException", 400, format, args...)
+	return awsmodel.NewAPIError("CaCertificatesBundleNotFound", 400, format, args...)
 }
 
-// NewCapacityDecreaseRequestsLimitExceededException is an error of the model's CapacityDecreaseRequestsLimitExceededException type: You've exceeded the daily capacity decrease limit for this reservation.
+// NewCapacityDecreaseRequestsLimitExceededException is an error of the model's CapacityDecreaseRequestsLimitExceededException type (code CapacityDecreaseRequestLimitExceeded): You've exceeded the daily capacity decrease limit for this reservation.
 func NewCapacityDecreaseRequestsLimitExceededException(format string, args ...any) *awsmodel.APIError {
-	return awsmodel.NewAPIError("CapacityDecreaseRequestsLimitExceededException", 400, format, args...)
+	return awsmodel.NewAPIError("CapacityDecreaseRequestLimitExceeded", 400, format, args...)
 }
 
-// NewCapacityReservationPendingException is an error of the model's CapacityReservationPendingException type: There is a pending capacity reservation.
+// NewCapacityReservationPendingException is an error of the model's CapacityReservationPendingException type (code CapacityReservationPending): There is a pending capacity reservation.
 func NewCapacityReservationPendingException(format string, args ...any) *awsmodel.APIError {
-	return awsmodel.NewAPIError("CapacityReservationPendingException", 400, format, args...)
+	return awsmodel.NewAPIError("CapacityReservationPending", 400, format, args...)
 }
 
-// NewCapacityUnitsLimitExceededException is an error of the model's CapacityUnitsLimitExceededException type: You've exceeded the capacity units limit.
+// NewCapacityUnitsLimitExceededException is an error of the model's CapacityUnitsLimitExceededException type (code CapacityUnitsLimitExceeded): You've exceeded the capacity units limit.
 func NewCapacityUnitsLimitExceededException(format string, args ...any) *awsmodel.APIError {
-	return awsmodel.NewAPIError("CapacityUnitsLimitExceededException", 400, format, args...)
+	return awsmodel.NewAPIError("CapacityUnitsLimitExceeded", 400, format, args...)
 }
 
-// NewCertificateNotFoundException is an error of the model's CertificateNotFoundException type: The specified certificate does not exist.
+// NewCertificateNotFoundException is an error of the model's CertificateNotFoundException type (code CertificateNotFound): The specified certificate does not exist.
 func NewCertificateNotFoundException(format string, args ...any) *awsmodel.APIError {
-	return awsmodel.NewAPIError("CertificateNotFoundException", 400, format, args...)
+	return awsmodel.NewAPIError("CertificateNotFound", 400, format, args...)
 }
 
-// NewDeleteAssociationSameAccountException is an error of the model's DeleteAssociationSameAccountException type: The specified association can't be within the same account.
+// NewDeleteAssociationSameAccountException is an error of the model's DeleteAssociationSameAccountException type (code DeleteAssociationSameAccount): The specified association can't be within the same account.
 func NewDeleteAssociationSameAccountException(format string, args ...any) *awsmodel.APIError {
-	return awsmodel.NewAPIError("DeleteAssociationSameAccountException", 400, format, args...)
+	return awsmodel.NewAPIError("DeleteAssociationSameAccount", 400, format, args...)
 }
 
-// NewDuplicateListenerException is an error of the model's DuplicateListenerException type: A listener with the specified port already exists.
+// NewDuplicateListenerException is an error of the model's DuplicateListenerException type (code DuplicateListener): A listener with the specified port already exists.
 func NewDuplicateListenerException(format string, args ...any) *awsmodel.APIError {
-	return awsmodel.NewAPIError("DuplicateListenerException", 400, format, args...)
+	return awsmodel.NewAPIError("DuplicateListener", 400, format, args...)
 }
 
-// NewDuplicateLoadBalancerNameException is an error of the model's DuplicateLoadBalancerNameException type: A load balancer with the specified name already exists.
+// NewDuplicateLoadBalancerNameException is an error of the model's DuplicateLoadBalancerNameException type (code DuplicateLoadBalancerName): A load balancer with the specified name already exists.
 func NewDuplicateLoadBalancerNameException(format string, args ...any) *awsmodel.APIError {
-	return awsmodel.NewAPIError("DuplicateLoadBalancerNameException", 400, format, args...)
+	return awsmodel.NewAPIError("DuplicateLoadBalancerName", 400, format, args...)
 }
 
-// NewDuplicateTagKeysException is an error of the model's DuplicateTagKeysException type: A tag key was specified more than once.
+// NewDuplicateTagKeysException is an error of the model's DuplicateTagKeysException type (code DuplicateTagKeys): A tag key was specified more than once.
 func NewDuplicateTagKeysException(format string, args ...any) *awsmodel.APIError {
-	return awsmodel.NewAPIError("DuplicateTagKeysException", 400, format, args...)
+	return awsmodel.NewAPIError("DuplicateTagKeys", 400, format, args...)
 }
 
-// NewDuplicateTargetGroupNameException is an error of the model's DuplicateTargetGroupNameException type: A target group with the specified name already exists.
+// NewDuplicateTargetGroupNameException is an error of the model's DuplicateTargetGroupNameException type (code DuplicateTargetGroupName): A target group with the specified name already exists.
 func NewDuplicateTargetGroupNameException(format string, args ...any) *awsmodel.APIError {
-	return awsmodel.NewAPIError("DuplicateTargetGroupNameException", 400, format, args...)
+	return awsmodel.NewAPIError("DuplicateTargetGroupName", 400, format, args...)
 }
 
-// NewDuplicateTrustStoreNameException is an error of the model's DuplicateTrustStoreNameException type: A trust store with the specified name already exists.
+// NewDuplicateTrustStoreNameException is an error of the model's DuplicateTrustStoreNameException type (code DuplicateTrustStoreName): A trust store with the specified name already exists.
 func NewDuplicateTrustStoreNameException(format string, args ...any) *awsmodel.APIError {
-	return awsmodel.NewAPIError("DuplicateTrustStoreNameException", 400, format, args...)
+	return awsmodel.NewAPIError("DuplicateTrustStoreName", 400, format, args...)
 }
 
-// NewHealthUnavailableException is an error of the model's HealthUnavailableException type: The health of the specified targets could not be retrieved due to an internal error.
+// NewHealthUnavailableException is an error of the model's HealthUnavailableException type (code HealthUnavailable): The health of the specified targets could not be retrieved due to an internal error.
 func NewHealthUnavailableException(format string, args ...any) *awsmodel.APIError {
-	return awsmodel.NewAPIError("HealthUnavailableException", 500, format, args...)
+	return awsmodel.NewAPIError("HealthUnavailable", 500, format, args...)
 }
 
-// NewIncompatibleProtocolsException is an error of the model's IncompatibleProtocolsException type: The specified configuration is not valid with this protocol.
+// NewIncompatibleProtocolsException is an error of the model's IncompatibleProtocolsException type (code IncompatibleProtocols): The specified configuration is not valid with this protocol.
 func NewIncompatibleProtocolsException(format string, args ...any) *awsmodel.APIError {
-	return awsmodel.NewAPIError("IncompatibleProtocolsException", 400, format, args...)
+	return awsmodel.NewAPIError("IncompatibleProtocols", 400, format, args...)
 }
 
-// NewInsufficientCapacityException is an error of the model's InsufficientCapacityException type: There is insufficient capacity to reserve.
+// NewInsufficientCapacityException is an error of the model's InsufficientCapacityException type (code InsufficientCapacity): There is insufficient capacity to reserve.
 func NewInsufficientCapacityException(format string, args ...any) *awsmodel.APIError {
-	return awsmodel.NewAPIError("InsufficientCapacityException", 500, format, args...)
+	return awsmodel.NewAPIError("InsufficientCapacity", 500, format, args...)
 }
 
-// NewInvalidCaCertificatesBundleException is an error of the model's InvalidCaCertificatesBundleException type: The specified ca certificate bundle is in an invalid format, or corrupt.
+// NewInvalidCaCertificatesBundleException is an error of the model's InvalidCaCertificatesBundleException type (code InvalidCaCertificatesBundle): The specified ca certificate bundle is in an invalid format, or corrupt.
 func NewInvalidCaCertificatesBundleException(format string, args ...any) *awsmodel.APIError {
-	return awsmodel.NewAPIError("InvalidCaCertificatesBundleException", 400, format, args...)
+	return awsmodel.NewAPIError("InvalidCaCertificatesBundle", 400, format, args...)
 }
 
-// NewInvalidConfigurationRequestException is an error of the model's InvalidConfigurationRequestException type: The requested configuration is not valid.
+// NewInvalidConfigurationRequestException is an error of the model's InvalidConfigurationRequestException type (code InvalidConfigurationRequest): The requested configuration is not valid.
 func NewInvalidConfigurationRequestException(format string, args ...any) *awsmodel.APIError {
-	return awsmodel.NewAPIError("InvalidConfigurationRequestException", 400, format, args...)
+	return awsmodel.NewAPIError("InvalidConfigurationRequest", 400, format, args...)
 }
 
-// NewInvalidLoadBalancerActionException is an error of the model's InvalidLoadBalancerActionException type: The requested action is not valid.
+// NewInvalidLoadBalancerActionException is an error of the model's InvalidLoadBalancerActionException type (code InvalidLoadBalancerAction): The requested action is not valid.
 func NewInvalidLoadBalancerActionException(format string, args ...any) *awsmodel.APIError {
-	return awsmodel.NewAPIError("InvalidLoadBalancerActionException", 400, format, args...)
+	return awsmodel.NewAPIError("InvalidLoadBalancerAction", 400, format, args...)
 }
 
-// NewInvalidRevocationContentException is an error of the model's InvalidRevocationContentException type: The provided revocation file is an invalid format, or uses an incorrect algorithm.
+// NewInvalidRevocationContentException is an error of the model's InvalidRevocationContentException type (code InvalidRevocationContent): The provided revocation file is an invalid format, or uses an incorrect algorithm.
 func NewInvalidRevocationContentException(format string, args ...any) *awsmodel.APIError {
-	return awsmodel.NewAPIError("InvalidRevocationContentException", 400, format, args...)
+	return awsmodel.NewAPIError("InvalidRevocationContent", 400, format, args...)
 }
 
-// NewInvalidSchemeException is an error of the model's InvalidSchemeException type: The requested scheme is not valid.
+// NewInvalidSchemeException is an error of the model's InvalidSchemeException type (code InvalidScheme): The requested scheme is not valid.
 func NewInvalidSchemeException(format string, args ...any) *awsmodel.APIError {
-	return awsmodel.NewAPIError("InvalidSchemeException", 400, format, args...)
+	return awsmodel.NewAPIError("InvalidScheme", 400, format, args...)
 }
 
-// NewInvalidSecurityGroupException is an error of the model's InvalidSecurityGroupException type: The specified security group does not exist.
+// NewInvalidSecurityGroupException is an error of the model's InvalidSecurityGroupException type (code InvalidSecurityGroup): The specified security group does not exist.
 func NewInvalidSecurityGroupException(format string, args ...any) *awsmodel.APIError {
-	return awsmodel.NewAPIError("InvalidSecurityGroupException", 400, format, args...)
+	return awsmodel.NewAPIError("InvalidSecurityGroup", 400, format, args...)
 }
 
-// NewInvalidSubnetException is an error of the model's InvalidSubnetException type: The specified subnet is out of available addresses.
+// NewInvalidSubnetException is an error of the model's InvalidSubnetException type (code InvalidSubnet): The specified subnet is out of available addresses.
 func NewInvalidSubnetException(format string, args ...any) *awsmodel.APIError {
-	return awsmodel.NewAPIError("InvalidSubnetException", 400, format, args...)
+	return awsmodel.NewAPIError("InvalidSubnet", 400, format, args...)
 }
 
-// NewInvalidTargetException is an error of the model's InvalidTargetException type: The specified target does not exist, is not in the same VPC as the target group, or has an unsupported instance type.
+// NewInvalidTargetException is an error of the model's InvalidTargetException type (code InvalidTarget): The specified target does not exist, is not in the same VPC as the target group, or has an unsupported instance type.
 func NewInvalidTargetException(format string, args ...any) *awsmodel.APIError {
-	return awsmodel.NewAPIError("InvalidTargetException", 400, format, args...)
+	return awsmodel.NewAPIError("InvalidTarget", 400, format, args...)
 }
 
-// NewListenerNotFoundException is an error of the model's ListenerNotFoundException type: The specified listener does not exist.
+// NewListenerNotFoundException is an error of the model's ListenerNotFoundException type (code ListenerNotFound): The specified listener does not exist.
 func NewListenerNotFoundException(format string, args ...any) *awsmodel.APIError {
-	return awsmodel.NewAPIError("ListenerNotFoundException", 400, format, args...)
+	return awsmodel.NewAPIError("ListenerNotFound", 400, format, args...)
 }
 
-// NewLoadBalancerNotFoundException is an error of the model's LoadBalancerNotFoundException type: The specified load balancer does not exist.
+// NewLoadBalancerNotFoundException is an error of the model's LoadBalancerNotFoundException type (code LoadBalancerNotFound): The specified load balancer does not exist.
 func NewLoadBalancerNotFoundException(format string, args ...any) *awsmodel.APIError {
-	return awsmodel.NewAPIError("LoadBalancerNotFoundException", 400, format, args...)
+	return awsmodel.NewAPIError("LoadBalancerNotFound", 400, format, args...)
 }
 
-// NewOperationNotPermittedException is an error of the model's OperationNotPermittedException type: This operation is not allowed.
+// NewOperationNotPermittedException is an error of the model's OperationNotPermittedException type (code OperationNotPermitted): This operation is not allowed.
 func NewOperationNotPermittedException(format string, args ...any) *awsmodel.APIError {
-	return awsmodel.NewAPIError("OperationNotPermittedException", 400, format, args...)
+	return awsmodel.NewAPIError("OperationNotPermitted", 400, format, args...)
 }
 
-// NewPriorRequestNotCompleteException is an error of the model's PriorRequestNotCompleteException type: This operation is not allowed while a prior request has not been completed.
+// NewPriorRequestNotCompleteException is an error of the model's PriorRequestNotCompleteException type (code PriorRequestNotComplete): This operation is not allowed while a prior request has not been completed.
 func NewPriorRequestNotCompleteException(format string, args ...any) *awsmodel.APIError {
-	return awsmodel.NewAPIError("PriorRequestNotCompleteException", 429, format, args...)
+	return awsmodel.NewAPIError("PriorRequestNotComplete", 429, format, args...)
 }
 
-// NewPriorityInUseException is an error of the model's PriorityInUseException type: The specified priority is in use.
+// NewPriorityInUseException is an error of the model's PriorityInUseException type (code PriorityInUse): The specified priority is in use.
 func NewPriorityInUseException(format string, args ...any) *awsmodel.APIError {
-	return awsmodel.NewAPIError("PriorityInUseException", 400, format, args...)
+	return awsmodel.NewAPIError("PriorityInUse", 400, format, args...)
 }
 
-// NewResourceInUseException is an error of the model's ResourceInUseException type: A specified resource is in use.
+// NewResourceInUseException is an error of the model's ResourceInUseException type (code ResourceInUse): A specified resource is in use.
 func NewResourceInUseException(format string, args ...any) *awsmodel.APIError {
-	return awsmodel.NewAPIError("ResourceInUseException", 400, format, args...)
+	return awsmodel.NewAPIError("ResourceInUse", 400, format, args...)
 }
 
-// NewResourceNotFoundException is an error of the model's ResourceNotFoundException type: The specified resource does not exist.
+// NewResourceNotFoundException is an error of the model's ResourceNotFoundException type (code ResourceNotFound): The specified resource does not exist.
 func NewResourceNotFoundException(format string, args ...any) *awsmodel.APIError {
-	return awsmodel.NewAPIError("ResourceNotFoundException", 400, format, args...)
+	return awsmodel.NewAPIError("ResourceNotFound", 400, format, args...)
 }
 
-// NewRevocationContentNotFoundException is an error of the model's RevocationContentNotFoundException type: The specified revocation file does not exist.
+// NewRevocationContentNotFoundException is an error of the model's RevocationContentNotFoundException type (code RevocationContentNotFound): The specified revocation file does not exist.
 func NewRevocationContentNotFoundException(format string, args ...any) *awsmodel.APIError {
-	return awsmodel.NewAPIError("RevocationContentNotFoundException", 400, format, args...)
+	return awsmodel.NewAPIError("RevocationContentNotFound", 400, format, args...)
 }
 
-// NewRevocationIdNotFoundException is an error of the model's RevocationIdNotFoundException type: The specified revocation ID does not exist.
+// NewRevocationIdNotFoundException is an error of the model's RevocationIdNotFoundException type (code RevocationIdNotFound): The specified revocation ID does not exist.
 func NewRevocationIdNotFoundException(format string, args ...any) *awsmodel.APIError {
-	return awsmodel.NewAPIError("RevocationIdNotFoundException", 400, format, args...)
+	return awsmodel.NewAPIError("RevocationIdNotFound", 400, format, args...)
 }
 
-// NewRuleNotFoundException is an error of the model's RuleNotFoundException type: The specified rule does not exist.
+// NewRuleNotFoundException is an error of the model's RuleNotFoundException type (code RuleNotFound): The specified rule does not exist.
 func NewRuleNotFoundException(format string, args ...any) *awsmodel.APIError {
-	return awsmodel.NewAPIError("RuleNotFoundException", 400, format, args...)
+	return awsmodel.NewAPIError("RuleNotFound", 400, format, args...)
 }
 
-// NewSSLPolicyNotFoundException is an error of the model's SSLPolicyNotFoundException type: The specified SSL policy does not exist.
+// NewSSLPolicyNotFoundException is an error of the model's SSLPolicyNotFoundException type (code SSLPolicyNotFound): The specified SSL policy does not exist.
 func NewSSLPolicyNotFoundException(format string, args ...any) *awsmodel.APIError {
-	return awsmodel.NewAPIError("SSLPolicyNotFoundException", 400, format, args...)
+	return awsmodel.NewAPIError("SSLPolicyNotFound", 400, format, args...)
 }
 
-// NewSubnetNotFoundException is an error of the model's SubnetNotFoundException type: The specified subnet does not exist.
+// NewSubnetNotFoundException is an error of the model's SubnetNotFoundException type (code SubnetNotFound): The specified subnet does not exist.
 func NewSubnetNotFoundException(format string, args ...any) *awsmodel.APIError {
-	return awsmodel.NewAPIError("SubnetNotFoundException", 400, format, args...)
+	return awsmodel.NewAPIError("SubnetNotFound", 400, format, args...)
 }
 
-// NewTargetGroupAssociationLimitException is an error of the model's TargetGroupAssociationLimitException type: You've reached the limit on the number of load balancers per target group.
+// NewTargetGroupAssociationLimitException is an error of the model's TargetGroupAssociationLimitException type (code TargetGroupAssociationLimit): You've reached the limit on the number of load balancers per target group.
 func NewTargetGroupAssociationLimitException(format string, args ...any) *awsmodel.APIError {
-	return awsmodel.NewAPIError("TargetGroupAssociationLimitException", 400, format, args...)
+	return awsmodel.NewAPIError("TargetGroupAssociationLimit", 400, format, args...)
 }
 
-// NewTargetGroupNotFoundException is an error of the model's TargetGroupNotFoundException type: The specified target group does not exist.
+// NewTargetGroupNotFoundException is an error of the model's TargetGroupNotFoundException type (code TargetGroupNotFound): The specified target group does not exist.
 func NewTargetGroupNotFoundException(format string, args ...any) *awsmodel.APIError {
-	return awsmodel.NewAPIError("TargetGroupNotFoundException", 400, format, args...)
+	return awsmodel.NewAPIError("TargetGroupNotFound", 400, format, args...)
 }
 
-// NewTooManyActionsException is an error of the model's TooManyActionsException type: You've reached the limit on the number of actions per rule.
+// NewTooManyActionsException is an error of the model's TooManyActionsException type (code TooManyActions): You've reached the limit on the number of actions per rule.
 func NewTooManyActionsException(format string, args ...any) *awsmodel.APIError {
-	return awsmodel.NewAPIError("TooManyActionsException", 400, format, args...)
+	return awsmodel.NewAPIError("TooManyActions", 400, format, args...)
 }
 
-// NewTooManyCertificatesException is an error of the model's TooManyCertificatesException type: You've reached the limit on the number of certificates per load balancer.
+// NewTooManyCertificatesException is an error of the model's TooManyCertificatesException type (code TooManyCertificates): You've reached the limit on the number of certificates per load balancer.
 func NewTooManyCertificatesException(format string, args ...any) *awsmodel.APIError {
-	return awsmodel.NewAPIError("TooManyCertificatesException", 400, format, args...)
+	return awsmodel.NewAPIError("TooManyCertificates", 400, format, args...)
 }
 
-// NewTooManyListenersException is an error of the model's TooManyListenersException type: You've reached the limit on the number of listeners per load balancer.
+// NewTooManyListenersException is an error of the model's TooManyListenersException type (code TooManyListeners): You've reached the limit on the number of listeners per load balancer.
 func NewTooManyListenersException(format string, args ...any) *awsmodel.APIError {
-	return awsmodel.NewAPIError("TooManyListenersException", 400, format, args...)
+	return awsmodel.NewAPIError("TooManyListeners", 400, format, args...)
 }
 
-// NewTooManyLoadBalancersException is an error of the model's TooManyLoadBalancersException type: You've reached the limit on the number of load balancers for your Amazon Web Services account.
+// NewTooManyLoadBalancersException is an error of the model's TooManyLoadBalancersException type (code TooManyLoadBalancers): You've reached the limit on the number of load balancers for your Amazon Web Services account.
 func NewTooManyLoadBalancersException(format string, args ...any) *awsmodel.APIError {
-	return awsmodel.NewAPIError("TooManyLoadBalancersException", 400, format, args...)
+	return awsmodel.NewAPIError("TooManyLoadBalancers", 400, format, args...)
 }
 
-// NewTooManyRegistrationsForTargetIdException is an error of the model's TooManyRegistrationsForTargetIdException type: You've reached the limit on the number of times a target can be registered with a load balancer.
+// NewTooManyRegistrationsForTargetIdException is an error of the model's TooManyRegistrationsForTargetIdException type (code TooManyRegistrationsForTargetId): You've reached the limit on the number of times a target can be registered with a load balancer.
 func NewTooManyRegistrationsForTargetIdException(format string, args ...any) *awsmodel.APIError {
-	return awsmodel.NewAPIError("TooManyRegistrationsForTargetIdException", 400, format, args...)
+	return awsmodel.NewAPIError("TooManyRegistrationsForTargetId", 400, format, args...)
 }
 
-// NewTooManyRulesException is an error of the model's TooManyRulesException type: You've reached the limit on the number of rules per load balancer.
+// NewTooManyRulesException is an error of the model's TooManyRulesException type (code TooManyRules): You've reached the limit on the number of rules per load balancer.
 func NewTooManyRulesException(format string, args ...any) *awsmodel.APIError {
-	return awsmodel.NewAPIError("TooManyRulesException", 400, format, args...)
+	return awsmodel.NewAPIError("TooManyRules", 400, format, args...)
 }
 
-// NewTooManyTagsException is an error of the model's TooManyTagsException type: You've reached the limit on the number of tags for this resource.
+// NewTooManyTagsException is an error of the model's TooManyTagsException type (code TooManyTags): You've reached the limit on the number of tags for this resource.
 func NewTooManyTagsException(format string, args ...any) *awsmodel.APIError {
-	return awsmodel.NewAPIError("TooManyTagsException", 400, format, args...)
+	return awsmodel.NewAPIError("TooManyTags", 400, format, args...)
 }
 
-// NewTooManyTargetGroupsException is an error of the model's TooManyTargetGroupsException type: You've reached the limit on the number of target groups for your Amazon Web Services account.
+// NewTooManyTargetGroupsException is an error of the model's TooManyTargetGroupsException type (code TooManyTargetGroups): You've reached the limit on the number of target groups for your Amazon Web Services account.
 func NewTooManyTargetGroupsException(format string, args ...any) *awsmodel.APIError {
-	return awsmodel.NewAPIError("TooManyTargetGroupsException", 400, format, args...)
+	return awsmodel.NewAPIError("TooManyTargetGroups", 400, format, args...)
 }
 
-// NewTooManyTargetsException is an error of the model's TooManyTargetsException type: You've reached the limit on the number of targets.
+// NewTooManyTargetsException is an error of the model's TooManyTargetsException type (code TooManyTargets): You've reached the limit on the number of targets.
 func NewTooManyTargetsException(format string, args ...any) *awsmodel.APIError {
-	return awsmodel.NewAPIError("TooManyTargetsException", 400, format, args...)
+	return awsmodel.NewAPIError("TooManyTargets", 400, format, args...)
 }
 
-// NewTooManyTrustStoreRevocationEntriesException is an error of the model's TooManyTrustStoreRevocationEntriesException type: The specified trust store has too many revocation entries.
+// NewTooManyTrustStoreRevocationEntriesException is an error of the model's TooManyTrustStoreRevocationEntriesException type (code TooManyTrustStoreRevocationEntries): The specified trust store has too many revocation entries.
 func NewTooManyTrustStoreRevocationEntriesException(format string, args ...any) *awsmodel.APIError {
-	return awsmodel.NewAPIError("TooManyTrustStoreRevocationEntriesException", 400, format, args...)
+	return awsmodel.NewAPIError("TooManyTrustStoreRevocationEntries", 400, format, args...)
 }
 
-// NewTooManyTrustStoresException is an error of the model's TooManyTrustStoresException type: You've reached the limit on the number of trust stores for your Amazon Web Services account.
+// NewTooManyTrustStoresException is an error of the model's TooManyTrustStoresException type (code TooManyTrustStores): You've reached the limit on the number of trust stores for your Amazon Web Services account.
 func NewTooManyTrustStoresException(format string, args ...any) *awsmodel.APIError {
-	return awsmodel.NewAPIError("TooManyTrustStoresException", 400, format, args...)
+	return awsmodel.NewAPIError("TooManyTrustStores", 400, format, args...)
 }
 
-// NewTooManyUniqueTargetGroupsPerLoadBalancerException is an error of the model's TooManyUniqueTargetGroupsPerLoadBalancerException type: You've reached the limit on the number of unique target groups per load balancer across all listeners.
+// NewTooManyUniqueTargetGroupsPerLoadBalancerException is an error of the model's TooManyUniqueTargetGroupsPerLoadBalancerException type (code TooManyUniqueTargetGroupsPerLoadBalancer): You've reached the limit on the number of unique target groups per load balancer across all listeners.
 func NewTooManyUniqueTargetGroupsPerLoadBalancerException(format string, args ...any) *awsmodel.APIError {
-	return awsmodel.NewAPIError("TooManyUniqueTargetGroupsPerLoadBalancerException", 400, format, args...)
+	return awsmodel.NewAPIError("TooManyUniqueTargetGroupsPerLoadBalancer", 400, format, args...)
 }
 
-// NewTrustStoreAssociationNotFoundException is an error of the model's TrustStoreAssociationNotFoundException type: The specified association does not exist.
+// NewTrustStoreAssociationNotFoundException is an error of the model's TrustStoreAssociationNotFoundException type (code AssociationNotFound): The specified association does not exist.
 func NewTrustStoreAssociationNotFoundException(format string, args ...any) *awsmodel.APIError {
-	return awsmodel.NewAPIError("TrustStoreAssociationNotFoundException", 400, format, args...)
+	return awsmodel.NewAPIError("AssociationNotFound", 400, format, args...)
 }
 
-// NewTrustStoreInUseException is an error of the model's TrustStoreInUseException type: The specified trust store is currently in use.
+// NewTrustStoreInUseException is an error of the model's TrustStoreInUseException type (code TrustStoreInUse): The specified trust store is currently in use.
 func NewTrustStoreInUseException(format string, args ...any) *awsmodel.APIError {
-	return awsmodel.NewAPIError("TrustStoreInUseException", 400, format, args...)
+	return awsmodel.NewAPIError("TrustStoreInUse", 400, format, args...)
 }
 
-// NewTrustStoreNotFoundException is an error of the model's TrustStoreNotFoundException type: The specified trust store does not exist.
+// NewTrustStoreNotFoundException is an error of the model's TrustStoreNotFoundException type (code TrustStoreNotFound): The specified trust store does not exist.
 func NewTrustStoreNotFoundException(format string, args ...any) *awsmodel.APIError {
-	return awsmodel.NewAPIError("TrustStoreNotFoundException", 400, format, args...)
+	return awsmodel.NewAPIError("TrustStoreNotFound", 400, format, args...)
 }
 
-// NewTrustStoreNotReadyException is an error of the model's TrustStoreNotReadyException type: The specified trust store is not active.
+// NewTrustStoreNotReadyException is an error of the model's TrustStoreNotReadyException type (code TrustStoreNotReady): The specified trust store is not active.
 func NewTrustStoreNotReadyException(format string, args ...any) *awsmodel.APIError {
-	return awsmodel.NewAPIError("TrustStoreNotReadyException", 400, format, args...)
+	return awsmodel.NewAPIError("TrustStoreNotReady", 400, format, args...)
 }
 
-// NewUnsupportedProtocolException is an error of the model's UnsupportedProtocolException type: The specified protocol is not supported.
+// NewUnsupportedProtocolException is an error of the model's UnsupportedProtocolException type (code UnsupportedProtocol): The specified protocol is not supported.
 func NewUnsupportedProtocolException(format string, args ...any) *awsmodel.APIError {
-	return awsmodel.NewAPIError("UnsupportedProtocolException", 400, format, args...)
+	return awsmodel.NewAPIError("UnsupportedProtocol", 400, format, args...)
 }

@@ -5,6 +5,7 @@ package elbv2types
 import (
 	"context"
 	"github.com/berthdev/berth/internal/awsmodel"
+	"net/url"
 )
 
 // ServiceID is the model's service id.
@@ -545,6 +546,232 @@ func Dispatch(ctx context.Context, h Handler, op string, body []byte) (any, erro
 		return awsmodel.Call(ctx, body, h.SetSecurityGroups)
 	case "SetSubnets":
 		return awsmodel.Call(ctx, body, h.SetSubnets)
+	}
+	return nil, &awsmodel.UnknownOperationError{Service: ServiceID, Operation: op}
+}
+
+// APIVersion is the Version a Query request must carry.
+const APIVersion = "2015-12-01"
+
+// XMLNamespace is the namespace of the API's XML replies.
+const XMLNamespace = "http://elasticloadbalancing.amazonaws.com/doc/2015-12-01/"
+
+// ResultWrapper is the element operation op's reply wraps its output in,
+// or "" for an operation without output (or not in the model).
+func ResultWrapper(op string) string {
+	switch op {
+	case "AddListenerCertificates":
+		return "AddListenerCertificatesResult"
+	case "AddTags":
+		return "AddTagsResult"
+	case "AddTrustStoreRevocations":
+		return "AddTrustStoreRevocationsResult"
+	case "CreateListener":
+		return "CreateListenerResult"
+	case "CreateLoadBalancer":
+		return "CreateLoadBalancerResult"
+	case "CreateRule":
+		return "CreateRuleResult"
+	case "CreateTargetGroup":
+		return "CreateTargetGroupResult"
+	case "CreateTrustStore":
+		return "CreateTrustStoreResult"
+	case "DeleteListener":
+		return "DeleteListenerResult"
+	case "DeleteLoadBalancer":
+		return "DeleteLoadBalancerResult"
+	case "DeleteRule":
+		return "DeleteRuleResult"
+	case "DeleteSharedTrustStoreAssociation":
+		return "DeleteSharedTrustStoreAssociationResult"
+	case "DeleteTargetGroup":
+		return "DeleteTargetGroupResult"
+	case "DeleteTrustStore":
+		return "DeleteTrustStoreResult"
+	case "DeregisterTargets":
+		return "DeregisterTargetsResult"
+	case "DescribeAccountLimits":
+		return "DescribeAccountLimitsResult"
+	case "DescribeCapacityReservation":
+		return "DescribeCapacityReservationResult"
+	case "DescribeListenerAttributes":
+		return "DescribeListenerAttributesResult"
+	case "DescribeListenerCertificates":
+		return "DescribeListenerCertificatesResult"
+	case "DescribeListeners":
+		return "DescribeListenersResult"
+	case "DescribeLoadBalancerAttributes":
+		return "DescribeLoadBalancerAttributesResult"
+	case "DescribeLoadBalancers":
+		return "DescribeLoadBalancersResult"
+	case "DescribeRules":
+		return "DescribeRulesResult"
+	case "DescribeSSLPolicies":
+		return "DescribeSSLPoliciesResult"
+	case "DescribeTags":
+		return "DescribeTagsResult"
+	case "DescribeTargetGroupAttributes":
+		return "DescribeTargetGroupAttributesResult"
+	case "DescribeTargetGroups":
+		return "DescribeTargetGroupsResult"
+	case "DescribeTargetHealth":
+		return "DescribeTargetHealthResult"
+	case "DescribeTrustStoreAssociations":
+		return "DescribeTrustStoreAssociationsResult"
+	case "DescribeTrustStoreRevocations":
+		return "DescribeTrustStoreRevocationsResult"
+	case "DescribeTrustStores":
+		return "DescribeTrustStoresResult"
+	case "GetResourcePolicy":
+		return "GetResourcePolicyResult"
+	case "GetTrustStoreCaCertificatesBundle":
+		return "GetTrustStoreCaCertificatesBundleResult"
+	case "GetTrustStoreRevocationContent":
+		return "GetTrustStoreRevocationContentResult"
+	case "ModifyCapacityReservation":
+		return "ModifyCapacityReservationResult"
+	case "ModifyIpPools":
+		return "ModifyIpPoolsResult"
+	case "ModifyListener":
+		return "ModifyListenerResult"
+	case "ModifyListenerAttributes":
+		return "ModifyListenerAttributesResult"
+	case "ModifyLoadBalancerAttributes":
+		return "ModifyLoadBalancerAttributesResult"
+	case "ModifyRule":
+		return "ModifyRuleResult"
+	case "ModifyTargetGroup":
+		return "ModifyTargetGroupResult"
+	case "ModifyTargetGroupAttributes":
+		return "ModifyTargetGroupAttributesResult"
+	case "ModifyTrustStore":
+		return "ModifyTrustStoreResult"
+	case "RegisterTargets":
+		return "RegisterTargetsResult"
+	case "RemoveListenerCertificates":
+		return "RemoveListenerCertificatesResult"
+	case "RemoveTags":
+		return "RemoveTagsResult"
+	case "RemoveTrustStoreRevocations":
+		return "RemoveTrustStoreRevocationsResult"
+	case "SetIpAddressType":
+		return "SetIpAddressTypeResult"
+	case "SetRulePriorities":
+		return "SetRulePrioritiesResult"
+	case "SetSecurityGroups":
+		return "SetSecurityGroupsResult"
+	case "SetSubnets":
+		return "SetSubnetsResult"
+	}
+	return ""
+}
+
+// DispatchQuery decodes the form of an AWS Query request as the input of
+// operation op, validates it, calls h and returns the output to encode.
+func DispatchQuery(ctx context.Context, h Handler, op string, form url.Values) (any, error) {
+	switch op {
+	case "AddListenerCertificates":
+		return awsmodel.CallQuery(ctx, form, h.AddListenerCertificates)
+	case "AddTags":
+		return awsmodel.CallQuery(ctx, form, h.AddTags)
+	case "AddTrustStoreRevocations":
+		return awsmodel.CallQuery(ctx, form, h.AddTrustStoreRevocations)
+	case "CreateListener":
+		return awsmodel.CallQuery(ctx, form, h.CreateListener)
+	case "CreateLoadBalancer":
+		return awsmodel.CallQuery(ctx, form, h.CreateLoadBalancer)
+	case "CreateRule":
+		return awsmodel.CallQuery(ctx, form, h.CreateRule)
+	case "CreateTargetGroup":
+		return awsmodel.CallQuery(ctx, form, h.CreateTargetGroup)
+	case "CreateTrustStore":
+		return awsmodel.CallQuery(ctx, form, h.CreateTrustStore)
+	case "DeleteListener":
+		return awsmodel.CallQuery(ctx, form, h.DeleteListener)
+	case "DeleteLoadBalancer":
+		return awsmodel.CallQuery(ctx, form, h.DeleteLoadBalancer)
+	case "DeleteRule":
+		return awsmodel.CallQuery(ctx, form, h.DeleteRule)
+	case "DeleteSharedTrustStoreAssociation":
+		return awsmodel.CallQuery(ctx, form, h.DeleteSharedTrustStoreAssociation)
+	case "DeleteTargetGroup":
+		return awsmodel.CallQuery(ctx, form, h.DeleteTargetGroup)
+	case "DeleteTrustStore":
+		return awsmodel.CallQuery(ctx, form, h.DeleteTrustStore)
+	case "DeregisterTargets":
+		return awsmodel.CallQuery(ctx, form, h.DeregisterTargets)
+	case "DescribeAccountLimits":
+		return awsmodel.CallQuery(ctx, form, h.DescribeAccountLimits)
+	case "DescribeCapacityReservation":
+		return awsmodel.CallQuery(ctx, form, h.DescribeCapacityReservation)
+	case "DescribeListenerAttributes":
+		return awsmodel.CallQuery(ctx, form, h.DescribeListenerAttributes)
+	case "DescribeListenerCertificates":
+		return awsmodel.CallQuery(ctx, form, h.DescribeListenerCertificates)
+	case "DescribeListeners":
+		return awsmodel.CallQuery(ctx, form, h.DescribeListeners)
+	case "DescribeLoadBalancerAttributes":
+		return awsmodel.CallQuery(ctx, form, h.DescribeLoadBalancerAttributes)
+	case "DescribeLoadBalancers":
+		return awsmodel.CallQuery(ctx, form, h.DescribeLoadBalancers)
+	case "DescribeRules":
+		return awsmodel.CallQuery(ctx, form, h.DescribeRules)
+	case "DescribeSSLPolicies":
+		return awsmodel.CallQuery(ctx, form, h.DescribeSSLPolicies)
+	case "DescribeTags":
+		return awsmodel.CallQuery(ctx, form, h.DescribeTags)
+	case "DescribeTargetGroupAttributes":
+		return awsmodel.CallQuery(ctx, form, h.DescribeTargetGroupAttributes)
+	case "DescribeTargetGroups":
+		return awsmodel.CallQuery(ctx, form, h.DescribeTargetGroups)
+	case "DescribeTargetHealth":
+		return awsmodel.CallQuery(ctx, form, h.DescribeTargetHealth)
+	case "DescribeTrustStoreAssociations":
+		return awsmodel.CallQuery(ctx, form, h.DescribeTrustStoreAssociations)
+	case "DescribeTrustStoreRevocations":
+		return awsmodel.CallQuery(ctx, form, h.DescribeTrustStoreRevocations)
+	case "DescribeTrustStores":
+		return awsmodel.CallQuery(ctx, form, h.DescribeTrustStores)
+	case "GetResourcePolicy":
+		return awsmodel.CallQuery(ctx, form, h.GetResourcePolicy)
+	case "GetTrustStoreCaCertificatesBundle":
+		return awsmodel.CallQuery(ctx, form, h.GetTrustStoreCaCertificatesBundle)
+	case "GetTrustStoreRevocationContent":
+		return awsmodel.CallQuery(ctx, form, h.GetTrustStoreRevocationContent)
+	case "ModifyCapacityReservation":
+		return awsmodel.CallQuery(ctx, form, h.ModifyCapacityReservation)
+	case "ModifyIpPools":
+		return awsmodel.CallQuery(ctx, form, h.ModifyIpPools)
+	case "ModifyListener":
+		return awsmodel.CallQuery(ctx, form, h.ModifyListener)
+	case "ModifyListenerAttributes":
+		return awsmodel.CallQuery(ctx, form, h.ModifyListenerAttributes)
+	case "ModifyLoadBalancerAttributes":
+		return awsmodel.CallQuery(ctx, form, h.ModifyLoadBalancerAttributes)
+	case "ModifyRule":
+		return awsmodel.CallQuery(ctx, form, h.ModifyRule)
+	case "ModifyTargetGroup":
+		return awsmodel.CallQuery(ctx, form, h.ModifyTargetGroup)
+	case "ModifyTargetGroupAttributes":
+		return awsmodel.CallQuery(ctx, form, h.ModifyTargetGroupAttributes)
+	case "ModifyTrustStore":
+		return awsmodel.CallQuery(ctx, form, h.ModifyTrustStore)
+	case "RegisterTargets":
+		return awsmodel.CallQuery(ctx, form, h.RegisterTargets)
+	case "RemoveListenerCertificates":
+		return awsmodel.CallQuery(ctx, form, h.RemoveListenerCertificates)
+	case "RemoveTags":
+		return awsmodel.CallQuery(ctx, form, h.RemoveTags)
+	case "RemoveTrustStoreRevocations":
+		return awsmodel.CallQuery(ctx, form, h.RemoveTrustStoreRevocations)
+	case "SetIpAddressType":
+		return awsmodel.CallQuery(ctx, form, h.SetIpAddressType)
+	case "SetRulePriorities":
+		return awsmodel.CallQuery(ctx, form, h.SetRulePriorities)
+	case "SetSecurityGroups":
+		return awsmodel.CallQuery(ctx, form, h.SetSecurityGroups)
+	case "SetSubnets":
+		return awsmodel.CallQuery(ctx, form, h.SetSubnets)
 	}
 	return nil, &awsmodel.UnknownOperationError{Service: ServiceID, Operation: op}
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
@@ -49,6 +50,50 @@ func TestEnumSuffix(t *testing.T) {
 	} {
 		if got := enumSuffix(in); got != want {
 			t.Errorf("enumSuffix(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+// TestQueryModels: a Query model's exceptions are sent with the model's
+// error code, its operations get DispatchQuery and result wrappers, and
+// traits the Query codec does not follow are refused.
+func TestQueryModels(t *testing.T) {
+	const base = `{"metadata":{"apiVersion":"2020-01-01","protocol":"query","serviceId":"Tiny","signingName":"tiny",
+		"xmlNamespace":"http://tiny/doc/2020-01-01/"},
+	"operations":{"Get":{"name":"Get","input":{"shape":"GetInput"},"output":{"shape":"GetOutput","resultWrapper":"GetResult"}}},
+	"shapes":{"GetInput":{"type":"structure","members":{"Names":{"shape":"Names"}}},
+		"GetOutput":{"type":"structure","members":{}},
+		"Name":{"type":"string"},
+		"Names":{"type":"list",%s},
+		"ThingNotFoundException":{"type":"structure","members":{},"exception":true,"error":{"code":"ThingNotFound","httpStatusCode":404,"senderFault":true}}}}`
+	dir := t.TempDir()
+	write := func(listTraits string) string {
+		p := filepath.Join(dir, "service-2.json")
+		if err := os.WriteFile(p, []byte(fmt.Sprintf(base, listTraits)), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	out := filepath.Join(dir, "out")
+	if err := run(write(`"member":{"shape":"Name"}`), "tinytypes", out); err != nil {
+		t.Fatal(err)
+	}
+	errs, _ := os.ReadFile(filepath.Join(out, "errors.go"))
+	ops, _ := os.ReadFile(filepath.Join(out, "operations.go"))
+	for _, want := range []string{`awsmodel.NewAPIError("ThingNotFound", 404,`} {
+		if !bytes.Contains(errs, []byte(want)) {
+			t.Errorf("errors.go lacks %s:\n%s", want, errs)
+		}
+	}
+	for _, want := range []string{`const APIVersion = "2020-01-01"`, `const XMLNamespace = "http://tiny/doc/2020-01-01/"`,
+		`return "GetResult"`, `return awsmodel.CallQuery(ctx, form, h.Get)`} {
+		if !bytes.Contains(ops, []byte(want)) {
+			t.Errorf("operations.go lacks %s", want)
+		}
+	}
+	for _, traits := range []string{`"member":{"shape":"Name"},"flattened":true`, `"member":{"shape":"Name","locationName":"item"}`} {
+		if err := run(write(traits), "tinytypes", out); err == nil {
+			t.Errorf("a Query list with %s was accepted", traits)
 		}
 	}
 }

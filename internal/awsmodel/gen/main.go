@@ -32,6 +32,8 @@ type model struct {
 		ServiceID      string `json:"serviceId"`
 		SigningName    string `json:"signingName"`
 		EndpointPrefix string `json:"endpointPrefix"`
+		// XMLNamespace is a string in Query models ({"uri": …} in REST-XML ones).
+		XMLNamespace json.RawMessage `json:"xmlNamespace"`
 	} `json:"metadata"`
 	Operations map[string]operation `json:"operations"`
 	Shapes     map[string]*shape    `json:"shapes"`
@@ -51,6 +53,11 @@ type ref struct {
 	Doc   string `json:"documentation"`
 	// LocationName is the wire name for members that differ from their Go name (query/XML protocols).
 	LocationName string `json:"locationName"`
+	// ResultWrapper names the element an operation's output is wrapped in
+	// (Query protocol), e.g. DescribeLoadBalancersResult.
+	ResultWrapper string `json:"resultWrapper"`
+	// Flattened drops a Query list's or map's member/entry level.
+	Flattened bool `json:"flattened"`
 }
 
 type shape struct {
@@ -69,9 +76,14 @@ type shape struct {
 	Exception bool            `json:"exception"`
 	Fault     bool            `json:"fault"`
 	Document  bool            `json:"document"`
+	Flattened bool            `json:"flattened"`
 	Doc       string          `json:"documentation"`
 	Error     *struct {
-		HTTPStatusCode int `json:"httpStatusCode"`
+		// Code is the wire error code when it differs from the shape's
+		// name (Query models: LoadBalancerNotFoundException is sent as
+		// LoadBalancerNotFound).
+		Code           string `json:"code"`
+		HTTPStatusCode int    `json:"httpStatusCode"`
 	} `json:"error"`
 	// memberOrder keeps the model's member order for deterministic output.
 	memberOrder []string
@@ -105,6 +117,9 @@ func run(path, pkg, out string) error {
 		return fmt.Errorf("%s: %w", path, err)
 	}
 	g := &generator{m: m, pkg: pkg, outputs: map[string]bool{}, inputs: map[string]bool{}}
+	if err := g.checkQuery(); err != nil {
+		return fmt.Errorf("%s: %w", path, err)
+	}
 	g.prepare()
 	files := map[string]func() []byte{
 		"shapes.go":     g.shapes,
@@ -656,7 +671,11 @@ func (g *generator) ioType(r *ref) string {
 
 func (g *generator) operations() []byte {
 	var b bytes.Buffer
-	g.header(&b, "context", runtimeImport)
+	if g.isQuery() {
+		g.header(&b, "context", "net/url", runtimeImport)
+	} else {
+		g.header(&b, "context", runtimeImport)
+	}
 	svc := g.m.Metadata.ServiceID
 	fmt.Fprintf(&b, "// ServiceID is the model's service id.\nconst ServiceID = %q\n\n", svc)
 	fmt.Fprintf(&b, "// TargetPrefix is the X-Amz-Target prefix of the JSON protocol (empty for other protocols).\nconst TargetPrefix = %q\n\n", g.m.Metadata.TargetPrefix)
@@ -694,6 +713,9 @@ func (g *generator) operations() []byte {
 	}
 	b.WriteString("\t}\n")
 	b.WriteString("\treturn nil, &awsmodel.UnknownOperationError{Service: ServiceID, Operation: op}\n}\n")
+	if g.isQuery() {
+		g.queryOperations(&b)
+	}
 	return b.Bytes()
 }
 
@@ -702,6 +724,75 @@ func signingName(m *model) string {
 		return m.Metadata.SigningName
 	}
 	return m.Metadata.EndpointPrefix
+}
+
+// isQuery reports whether the model speaks the AWS Query protocol.
+func (g *generator) isQuery() bool { return g.m.Metadata.Protocol == "query" }
+
+// checkQuery refuses a Query model with traits the runtime's Query codec
+// (awsmodel.DecodeQuery, EncodeQueryXML) does not follow: flattened lists
+// and maps, and renamed list members or map keys and values. The generated
+// types name members by their json tags, which cannot carry those.
+func (g *generator) checkQuery() error {
+	if !g.isQuery() {
+		return nil
+	}
+	for _, name := range g.sortedShapes() {
+		s := g.m.Shapes[name]
+		if s.Flattened {
+			return fmt.Errorf("shape %s is flattened, which the Query codec does not support", name)
+		}
+		for _, r := range []*ref{s.Member, s.Key, s.Value} {
+			if r != nil && r.LocationName != "" {
+				return fmt.Errorf("shape %s renames its members (%s), which the Query codec does not support", name, r.LocationName)
+			}
+		}
+		for _, mn := range s.memberOrder {
+			if s.Members[mn].Flattened {
+				return fmt.Errorf("member %s.%s is flattened, which the Query codec does not support", name, mn)
+			}
+		}
+	}
+	return nil
+}
+
+// xmlNamespace is the model's XML namespace URI.
+func (g *generator) xmlNamespace() string {
+	var uri string
+	if json.Unmarshal(g.m.Metadata.XMLNamespace, &uri) == nil {
+		return uri
+	}
+	var obj struct {
+		URI string `json:"uri"`
+	}
+	_ = json.Unmarshal(g.m.Metadata.XMLNamespace, &obj)
+	return obj.URI
+}
+
+// queryOperations writes what a Query-protocol front door needs besides
+// Dispatch: the API version and XML namespace, each operation's result
+// wrapper, and DispatchQuery.
+func (g *generator) queryOperations(b *bytes.Buffer) {
+	fmt.Fprintf(b, "\n// APIVersion is the Version a Query request must carry.\nconst APIVersion = %q\n\n", g.m.Metadata.APIVersion)
+	fmt.Fprintf(b, "// XMLNamespace is the namespace of the API's XML replies.\nconst XMLNamespace = %q\n\n", g.xmlNamespace())
+	b.WriteString("// ResultWrapper is the element operation op's reply wraps its output in,\n")
+	b.WriteString("// or \"\" for an operation without output (or not in the model).\n")
+	b.WriteString("func ResultWrapper(op string) string {\n\tswitch op {\n")
+	for _, name := range g.sortedOps() {
+		if out := g.m.Operations[name].Output; out != nil && out.ResultWrapper != "" {
+			fmt.Fprintf(b, "\tcase %q:\n\t\treturn %q\n", name, out.ResultWrapper)
+		}
+	}
+	b.WriteString("\t}\n\treturn \"\"\n}\n\n")
+	b.WriteString("// DispatchQuery decodes the form of an AWS Query request as the input of\n")
+	b.WriteString("// operation op, validates it, calls h and returns the output to encode.\n")
+	b.WriteString("func DispatchQuery(ctx context.Context, h Handler, op string, form url.Values) (any, error) {\n")
+	b.WriteString("\tswitch op {\n")
+	for _, name := range g.sortedOps() {
+		fmt.Fprintf(b, "\tcase %q:\n\t\treturn awsmodel.CallQuery(ctx, form, h.%s)\n", name, name)
+	}
+	b.WriteString("\t}\n")
+	b.WriteString("\treturn nil, &awsmodel.UnknownOperationError{Service: ServiceID, Operation: op}\n}\n")
 }
 
 // errors writes a constructor for every exception shape.
@@ -719,9 +810,17 @@ func (g *generator) errors() []byte {
 		} else if s.Fault {
 			status = 500
 		}
-		comment(&b, "", "New"+name, "an error of the model's "+name+" type", s.Doc)
+		code := name
+		if s.Error != nil && s.Error.Code != "" {
+			code = s.Error.Code
+		}
+		what := "an error of the model's " + name + " type"
+		if code != name {
+			what += " (code " + code + ")"
+		}
+		comment(&b, "", "New"+name, what, s.Doc)
 		fmt.Fprintf(&b, "func New%s(format string, args ...any) *awsmodel.APIError {\n", name)
-		fmt.Fprintf(&b, "\treturn awsmodel.NewAPIError(%q, %d, format, args...)\n}\n\n", name, status)
+		fmt.Fprintf(&b, "\treturn awsmodel.NewAPIError(%q, %d, format, args...)\n}\n\n", code, status)
 	}
 	return b.Bytes()
 }

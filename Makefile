@@ -34,6 +34,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeQuery$$' -fuzztime $$((150000 * $(FUZZ_SCALE)))x ./internal/awsmodel
 	$(GO) test -run '^$$' -fuzz '^FuzzHandlers$$' -fuzztime $$((10000 * $(FUZZ_SCALE)))x ./internal/api/ecs
 	$(GO) test -run '^$$' -fuzz '^FuzzHandlers$$' -fuzztime $$((10000 * $(FUZZ_SCALE)))x ./internal/api/ecr
+	$(GO) test -run '^$$' -fuzz '^FuzzHandlers$$' -fuzztime $$((10000 * $(FUZZ_SCALE)))x ./internal/api/elbv2
 	$(GO) test -run '^$$' -fuzz '^FuzzParseAuthorization$$' -fuzztime $$((400000 * $(FUZZ_SCALE)))x ./internal/api/sigv4
 	$(GO) test -run '^$$' -fuzz '^FuzzParsePresigned$$' -fuzztime $$((400000 * $(FUZZ_SCALE)))x ./internal/api/sigv4
 	$(GO) test -run '^$$' -fuzz '^FuzzParseExpression$$' -fuzztime $$((300000 * $(FUZZ_SCALE)))x ./internal/scheduler

@@ -131,3 +131,107 @@ func (a ARNs) ContainerInstanceID(s string) (cluster, id string, ok bool) {
 	}
 	return cluster, id, id != "" && !strings.Contains(id, "/")
 }
+
+// ELBv2 ARNs. Load balancers and target groups carry their name and a
+// 16-hex-digit id, as AWS's do; listeners and rules carry their load
+// balancer's name and id and their own ids:
+//
+//	…:loadbalancer/app/<name>/<id>
+//	…:targetgroup/<name>/<id>
+//	…:listener/app/<lb name>/<lb id>/<id>
+//	…:listener-rule/app/<lb name>/<lb id>/<listener id>/<id>
+
+func (a ARNs) elbPrefix() string {
+	return "arn:aws:elasticloadbalancing:" + a.Region + ":" + a.Account + ":"
+}
+
+// LoadBalancer is the ARN of Application Load Balancer name with id.
+func (a ARNs) LoadBalancer(name, id string) string {
+	return a.elbPrefix() + "loadbalancer/app/" + name + "/" + id
+}
+
+// TargetGroup is the ARN of target group name with id.
+func (a ARNs) TargetGroup(name, id string) string {
+	return a.elbPrefix() + "targetgroup/" + name + "/" + id
+}
+
+// Listener is the ARN of listener id of load balancer lbName/lbID.
+func (a ARNs) Listener(lbName, lbID, id string) string {
+	return a.elbPrefix() + "listener/app/" + lbName + "/" + lbID + "/" + id
+}
+
+// ListenerRule is the ARN of rule id of a listener.
+func (a ARNs) ListenerRule(lbName, lbID, listenerID, id string) string {
+	return a.elbPrefix() + "listener-rule/app/" + lbName + "/" + lbID + "/" + listenerID + "/" + id
+}
+
+// Certificate is the ARN Berth gives the certificate name: the PEM pair
+// <name>.crt and <name>.key in the certificate directory (CertificateFiles).
+func (a ARNs) Certificate(name string) string {
+	return "arn:aws:acm:" + a.Region + ":" + a.Account + ":certificate/" + name
+}
+
+// CertificateName resolves a certificate ARN of this region and account to
+// the certificate's name; ok is false for anything else, including names
+// that could leave the certificate directory.
+func (a ARNs) CertificateName(arn string) (string, bool) {
+	name, ok := strings.CutPrefix(arn, a.Certificate(""))
+	if !ok || name == "" || name == "." || name == ".." {
+		return "", false
+	}
+	for _, r := range name {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_' || r == '.') {
+			return "", false
+		}
+	}
+	return name, true
+}
+
+// ELB resource types, as ELBResource.Type names them.
+const (
+	ELBLoadBalancer = "loadbalancer"
+	ELBTargetGroup  = "targetgroup"
+	ELBListener     = "listener"
+	ELBRule         = "listener-rule"
+)
+
+// ELBResource is a parsed ELBv2 ARN of this region and account.
+type ELBResource struct {
+	// Type is ELBLoadBalancer, ELBTargetGroup, ELBListener or ELBRule.
+	Type string
+	// Name is the load balancer's name (the target group's for a target
+	// group); LoadBalancerID is the load balancer's id.
+	Name           string
+	LoadBalancerID string
+	// ListenerID is set for listeners and rules.
+	ListenerID string
+	// ID is the resource's own id (the load balancer's or target group's
+	// for those).
+	ID string
+}
+
+// ParseELB parses an ELBv2 ARN of this region and account; ok is false for
+// anything else, including AWS's network and gateway load balancers.
+func (a ARNs) ParseELB(arn string) (ELBResource, bool) {
+	rest, ok := strings.CutPrefix(arn, a.elbPrefix())
+	if !ok {
+		return ELBResource{}, false
+	}
+	parts := strings.Split(rest, "/")
+	for _, p := range parts {
+		if p == "" {
+			return ELBResource{}, false
+		}
+	}
+	switch {
+	case parts[0] == ELBLoadBalancer && len(parts) == 4 && parts[1] == "app":
+		return ELBResource{Type: ELBLoadBalancer, Name: parts[2], LoadBalancerID: parts[3], ID: parts[3]}, true
+	case parts[0] == ELBTargetGroup && len(parts) == 3:
+		return ELBResource{Type: ELBTargetGroup, Name: parts[1], ID: parts[2]}, true
+	case parts[0] == ELBListener && len(parts) == 5 && parts[1] == "app":
+		return ELBResource{Type: ELBListener, Name: parts[2], LoadBalancerID: parts[3], ListenerID: parts[4], ID: parts[4]}, true
+	case parts[0] == ELBRule && len(parts) == 6 && parts[1] == "app":
+		return ELBResource{Type: ELBRule, Name: parts[2], LoadBalancerID: parts[3], ListenerID: parts[4], ID: parts[5]}, true
+	}
+	return ELBResource{}, false
+}

@@ -173,9 +173,9 @@ func (f *fakeELB) CreateListener(_ context.Context, in *elbv2types.CreateListene
 func (f *fakeELB) DescribeCapacityReservation(_ context.Context, in *elbv2types.DescribeCapacityReservationInput) (*elbv2types.DescribeCapacityReservationOutput, error) {
 	return &elbv2types.DescribeCapacityReservationOutput{
 		LastModifiedTime:          awsmodel.NewTime(created),
-		DecreaseRequestsRemaining: 3,
+		DecreaseRequestsRemaining: new(int32(3)),
 		CapacityReservationState: []elbv2types.ZonalCapacityReservationState{{
-			AvailabilityZone: "us-east-1a", EffectiveCapacityUnits: 2.5,
+			AvailabilityZone: "us-east-1a", EffectiveCapacityUnits: new(2.5),
 			State: &elbv2types.CapacityReservationStatus{Code: "provisioned"},
 		}},
 	}, nil
@@ -234,7 +234,7 @@ func TestQuerySDKRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if in := fake.input("DescribeLoadBalancers").(*elbv2types.DescribeLoadBalancersInput); !slices.Equal(in.Names, []string{"web"}) || in.PageSize != 10 {
+	if in := fake.input("DescribeLoadBalancers").(*elbv2types.DescribeLoadBalancersInput); !slices.Equal(in.Names, []string{"web"}) || in.PageSize == nil || *in.PageSize != 10 {
 		t.Fatalf("handler got %+v", in)
 	}
 	lb := lbs.LoadBalancers[0]
@@ -266,12 +266,13 @@ func TestQuerySDKRoundTrip(t *testing.T) {
 		t.Fatal(err)
 	}
 	in := fake.input("CreateTargetGroup").(*elbv2types.CreateTargetGroupInput)
-	if !reflect.DeepEqual(in.Tags, []elbv2types.Tag{{Key: "team", Value: "a+b c"}, {Key: "solo"}}) || in.Matcher.HttpCode != "200-299" || !in.HealthCheckEnabled {
+	if !reflect.DeepEqual(in.Tags, []elbv2types.Tag{{Key: "team", Value: "a+b c"}, {Key: "solo"}}) || in.Matcher.HttpCode != "200-299" ||
+		!*in.HealthCheckEnabled || *in.HealthCheckIntervalSeconds != 15 || in.HealthCheckTimeoutSeconds != nil {
 		t.Fatalf("handler got %+v", in)
 	}
 	tg := tgs.TargetGroups[0]
 	if aws.ToInt32(tg.Port) != 8080 || !aws.ToBool(tg.HealthCheckEnabled) || aws.ToInt32(tg.HealthCheckIntervalSeconds) != 15 ||
-		aws.ToInt32(tg.HealthyThresholdCount) != 0 || aws.ToString(tg.Matcher.HttpCode) != "200-299" ||
+		tg.HealthyThresholdCount != nil || aws.ToString(tg.Matcher.HttpCode) != "200-299" ||
 		tg.LoadBalancerArns == nil || len(tg.LoadBalancerArns) != 0 || tg.TargetType != types.TargetTypeEnumIp || tg.Protocol != types.ProtocolEnumHttp {
 		t.Fatalf("target group decoded as %+v", tg)
 	}
@@ -560,12 +561,16 @@ func TestQueryAWSCLI(t *testing.T) {
 	tg := tgs[0].(map[string]any)
 	want := map[string]any{
 		"TargetGroupName": "cli", "Protocol": "HTTP", "Port": 80.0, "VpcId": "vpc-1", "HealthCheckPath": "/up",
-		"HealthCheckEnabled": false, "Matcher": map[string]any{"HttpCode": "200"}, "LoadBalancerArns": []any{},
+		"Matcher": map[string]any{"HttpCode": "200"}, "LoadBalancerArns": []any{},
 	}
 	for k, v := range want {
 		if !reflect.DeepEqual(tg[k], v) {
 			t.Errorf("%s = %#v, want %#v", k, tg[k], v)
 		}
+	}
+	// The fake echoes what it was sent: a member not sent is not answered.
+	if v, ok := tg["HealthCheckEnabled"]; ok {
+		t.Errorf("HealthCheckEnabled = %#v, want it left out", v)
 	}
 	// botocore checks the error code of its modeled exceptions too.
 	cmd := exec.Command(bin, "elbv2", "describe-load-balancers", "--names", "missing", "--endpoint-url", srv.URL, "--no-cli-pager")

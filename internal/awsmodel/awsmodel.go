@@ -68,6 +68,15 @@ func (t *Time) UnmarshalJSON(b []byte) error {
 	return nil
 }
 
+// Value returns *p, or the zero value for a nil (absent) member.
+func Value[T any](p *T) T {
+	if p == nil {
+		var zero T
+		return zero
+	}
+	return *p
+}
+
 // Document is a free-form JSON value (the Smithy document type).
 type Document = json.RawMessage
 

@@ -28,6 +28,8 @@ func form(t testing.TB, raw string) url.Values {
 func TestDecodeQuery(t *testing.T) {
 	// What the Go SDK sends for CreateTargetGroup (nested structure, list of
 	// structures, integers, booleans, enums), plus keys that are ignored.
+	// Numbers and booleans are pointers: one sent as 0 or false is set, one
+	// not sent stays nil.
 	var tg elbv2types.CreateTargetGroupInput
 	err := awsmodel.DecodeQuery(form(t, "Action=CreateTargetGroup&Version=2015-12-01&Name=web&Protocol=HTTP&Port=8080"+
 		"&HealthCheckEnabled=false&HealthCheckIntervalSeconds=15&Matcher.HttpCode=200-299"+
@@ -37,12 +39,23 @@ func TestDecodeQuery(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := elbv2types.CreateTargetGroupInput{
-		Name: "web", Protocol: "HTTP", Port: 8080, HealthCheckEnabled: false, HealthCheckIntervalSeconds: 15,
+		Name: "web", Protocol: "HTTP", Port: new(int32(8080)), HealthCheckEnabled: new(false), HealthCheckIntervalSeconds: new(int32(15)),
 		Matcher: &elbv2types.Matcher{HttpCode: "200-299"},
 		Tags:    []elbv2types.Tag{{Key: "team", Value: "a&b"}, {Key: "env"}},
 	}
 	if !reflect.DeepEqual(tg, want) {
 		t.Fatalf("CreateTargetGroup decoded as\n%+v\nwant\n%+v", tg, want)
+	}
+
+	// A modification sends only what changes: the rest stays nil, and a
+	// number sent as 0 is there to be refused, not taken as absent.
+	var mod elbv2types.ModifyTargetGroupInput
+	if err := awsmodel.DecodeQuery(form(t, "TargetGroupArn=arn&HealthCheckIntervalSeconds=0&HealthCheckEnabled=true"), &mod); err != nil {
+		t.Fatal(err)
+	}
+	wantMod := elbv2types.ModifyTargetGroupInput{TargetGroupArn: "arn", HealthCheckIntervalSeconds: new(int32(0)), HealthCheckEnabled: new(true)}
+	if !reflect.DeepEqual(mod, wantMod) {
+		t.Fatalf("ModifyTargetGroup decoded as\n%+v\nwant\n%+v", mod, wantMod)
 	}
 
 	// Lists of strings arrive in index order, whatever the form's order; an
@@ -51,7 +64,7 @@ func TestDecodeQuery(t *testing.T) {
 	if err := awsmodel.DecodeQuery(form(t, "Names.member.2=b&Names.member.10=c&Names.member.1=a&PageSize=5"), &lb); err != nil {
 		t.Fatal(err)
 	}
-	if strings.Join(lb.Names, ",") != "a,b,c" || lb.PageSize != 5 {
+	if strings.Join(lb.Names, ",") != "a,b,c" || lb.PageSize == nil || *lb.PageSize != 5 {
 		t.Fatalf("DescribeLoadBalancers decoded as %+v", lb)
 	}
 	lb = elbv2types.DescribeLoadBalancersInput{}
@@ -71,13 +84,14 @@ func TestDecodeQuery(t *testing.T) {
 		t.Fatal(err)
 	}
 	oidc := l.DefaultActions[0].AuthenticateOidcConfig
-	if l.DefaultActions[0].Order != 1 || oidc.SessionTimeout != 604800000000 || !oidc.UseExistingClientSecret ||
+	if *l.DefaultActions[0].Order != 1 || *oidc.SessionTimeout != 604800000000 || !*oidc.UseExistingClientSecret ||
 		!reflect.DeepEqual(oidc.AuthenticationRequestExtraParams, map[string]string{"prompt": "login", "empty": ""}) {
 		t.Fatalf("CreateListener decoded as %+v / %+v", l.DefaultActions, oidc)
 	}
 
-	// Timestamps (ISO 8601), blobs, doubles and pointers, which elbv2
-	// inputs do not have but other Query APIs do.
+	// Timestamps (ISO 8601), blobs and doubles, which elbv2 inputs do not
+	// have but other Query APIs do; a pointer given 0 is set, one given
+	// only sub-keys is not.
 	var other struct {
 		At    *awsmodel.Time `json:"At,omitempty"`
 		Data  []byte         `json:"Data,omitzero"`
@@ -131,9 +145,9 @@ func TestDecodeQueryErrorsNameTheMember(t *testing.T) {
 	}
 }
 
-// TestCallQueryValidatesOnlyWhatIsSent: an absent PageSize (0 in the
-// generated struct) is not checked against its minimum; a sent one is, and
-// a missing required member is always refused.
+// TestCallQueryValidatesOnlyWhatIsSent: an absent PageSize (nil in the
+// generated struct) is not checked against its minimum; a sent one is, 0
+// included, and a missing required member is always refused.
 func TestCallQueryValidatesOnlyWhatIsSent(t *testing.T) {
 	var got *elbv2types.DescribeLoadBalancersInput
 	h := fakeDescribe{got: &got}
@@ -211,13 +225,17 @@ func TestEncodeQueryXML(t *testing.T) {
 	}
 
 	// Maps in key order, scalars by type, a zero unboxed scalar still sent,
-	// characters XML cannot carry replaced.
+	// a pointer to 0 or false sent and a nil one left out, characters XML
+	// cannot carry replaced.
 	b.Reset()
 	var scalars struct {
 		Params  map[string]string `json:"Params,omitzero"`
 		N       int64             `json:"N"`
 		On      bool              `json:"On"`
 		Zero    int32             `json:"Zero"`
+		Weight  *int32            `json:"Weight,omitempty"`
+		Off     *bool             `json:"Off,omitempty"`
+		Absent  *int32            `json:"Absent,omitempty"`
 		Skipped string            `json:"Skipped,omitempty"`
 		Ratio   float64           `json:"Ratio"`
 		Inf     float64           `json:"Inf"`
@@ -226,11 +244,13 @@ func TestEncodeQueryXML(t *testing.T) {
 	}
 	scalars.Params = map[string]string{"b": "2", "a": "1"}
 	scalars.N, scalars.On, scalars.Ratio, scalars.Inf, scalars.Data, scalars.Ctl = -7, true, 0.5, math.Inf(1), []byte("hi"), "x\x00y"
+	scalars.Weight, scalars.Off = new(int32(0)), new(false)
 	if err := awsmodel.EncodeQueryXML(&b, "Op", "OpResult", "ns", "r", &scalars); err != nil {
 		t.Fatal(err)
 	}
 	want = `<OpResult><Params><entry><key>a</key><value>1</value></entry><entry><key>b</key><value>2</value></entry></Params>` +
-		`<N>-7</N><On>true</On><Zero>0</Zero><Ratio>0.5</Ratio><Inf>Infinity</Inf><Data>aGk=</Data><Ctl>x` + "\uFFFD" + `y</Ctl></OpResult>`
+		`<N>-7</N><On>true</On><Zero>0</Zero><Weight>0</Weight><Off>false</Off>` +
+		`<Ratio>0.5</Ratio><Inf>Infinity</Inf><Data>aGk=</Data><Ctl>x` + "\uFFFD" + `y</Ctl></OpResult>`
 	if !strings.Contains(b.String(), want) {
 		t.Fatalf("got %s\nwant it to contain %s", b.String(), want)
 	}

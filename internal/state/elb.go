@@ -105,7 +105,7 @@ type Rule struct {
 // PriorityValue is the rule's priority as a number; the default rule sorts
 // last.
 func (r *Rule) PriorityValue() int {
-	if r.IsDefault {
+	if awsmodel.Value(r.IsDefault) {
 		return math.MaxInt32
 	}
 	n, err := strconv.Atoi(r.Priority)
@@ -351,7 +351,7 @@ func GetTarget(tx store.ReadTx, tgID, id string, port int32) (*Target, bool, err
 // keeps its health and takes the new address and zone. It reports whether
 // the target is new.
 func RegisterTarget(tx store.Tx, tgID string, t *Target, now time.Time) (bool, error) {
-	key := TargetKey(tgID, t.Target.Id, t.Target.Port)
+	key := TargetKey(tgID, t.Target.Id, awsmodel.Value(t.Target.Port))
 	old, ok, err := Get[Target](tx, key)
 	if err != nil {
 		return false, err
@@ -361,7 +361,7 @@ func RegisterTarget(tx store.Tx, tgID string, t *Target, now time.Time) (bool, e
 		return false, Put(tx, key, old)
 	}
 	if ok {
-		if err := tx.Delete(drainingKey(old.DrainUntil.Time, tgID, t.Target.Id, t.Target.Port)); err != nil && !errors.Is(err, errdefs.ErrNotFound) {
+		if err := tx.Delete(drainingKey(old.DrainUntil.Time, tgID, t.Target.Id, awsmodel.Value(t.Target.Port))); err != nil && !errors.Is(err, errdefs.ErrNotFound) {
 			return false, err
 		}
 	}
@@ -506,7 +506,7 @@ func SetTargetsInUse(tx store.Tx, tgID string, inUse bool) error {
 			continue
 		}
 		t.Health = registeredHealth(inUse)
-		if err := Put(tx, TargetKey(tgID, t.Target.Id, t.Target.Port), t); err != nil {
+		if err := Put(tx, TargetKey(tgID, t.Target.Id, awsmodel.Value(t.Target.Port)), t); err != nil {
 			return err
 		}
 	}
@@ -625,7 +625,9 @@ func ReadLoadBalancer(tx store.ReadTx, arns ARNs, name string) (*LoadBalancerVie
 			}
 		}
 	}
-	slices.SortFunc(v.Listeners, func(a, b ListenerView) int { return int(a.Listener.Port) - int(b.Listener.Port) })
+	slices.SortFunc(v.Listeners, func(a, b ListenerView) int {
+		return int(awsmodel.Value(a.Listener.Port)) - int(awsmodel.Value(b.Listener.Port))
+	})
 	return v, true, nil
 }
 

@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/berthdev/berth/internal/awsmodel"
 	"github.com/berthdev/berth/internal/awsmodel/elbv2types"
 	"github.com/berthdev/berth/internal/state"
 	"github.com/berthdev/berth/internal/store"
@@ -24,6 +25,10 @@ const (
 var fixedResponseTypes = []string{"text/plain", "text/css", "text/html", "application/javascript", "application/json"}
 
 var fixedStatus = regexp.MustCompile(`^[245]\d\d$`)
+
+// defaultWeight is the weight of a target group a forward action names
+// without one.
+const defaultWeight int32 = 1
 
 // checkActions checks the actions of a listener's default rule or of a
 // rule for a listener with protocol proto on load balancer lb, and returns
@@ -48,12 +53,13 @@ func (s *Service) checkActions(tx store.ReadTx, lb *state.LoadBalancer, proto el
 		return nil, invalidAction("A rule must have exactly one forward, redirect or fixed-response action, and Berth supports no other actions")
 	}
 	a := actions[0]
-	out := elbv2types.Action{Type: a.Type, Order: a.Order}
-	if out.Order == 0 {
-		out.Order = 1
-	}
-	if a.Order < 0 || a.Order > 50000 {
-		return nil, validation("Action order must be from 1 to 50000")
+	// An absent Order is reported as 1, the only action's place.
+	out := elbv2types.Action{Type: a.Type, Order: new(int32(1))}
+	if a.Order != nil {
+		if o := *a.Order; o < 1 || o > 50000 {
+			return nil, validation("Action order %d is not valid: it must be from 1 to 50000", o)
+		}
+		out.Order = new(*a.Order)
 	}
 	var err error
 	switch a.Type {
@@ -84,6 +90,11 @@ func (s *Service) checkActions(tx store.ReadTx, lb *state.LoadBalancer, proto el
 // checkForward checks a forward action's target groups: they exist, are
 // at most five, have weights from 0 to 999, and are used by no other load
 // balancer; the load balancer forwards to at most 100 groups.
+//
+// An absent weight is 1, as AWS reports a single TargetGroupArn; 0 sends
+// the group no traffic, and a forward whose weights are all 0 is accepted
+// as AWS accepts it (the load balancer then has nowhere to send requests).
+// Stickiness is off unless enabled, and then needs its duration.
 func (s *Service) checkForward(tx store.ReadTx, lb *state.LoadBalancer, ruleID string, a elbv2types.Action) (string, *elbv2types.ForwardActionConfig, error) {
 	var tuples []elbv2types.TargetGroupTuple
 	var sticky *elbv2types.TargetGroupStickinessConfig
@@ -101,16 +112,16 @@ func (s *Service) checkForward(tx store.ReadTx, lb *state.LoadBalancer, ruleID s
 	case len(tuples) > maxTargetGroupsPerAction:
 		return "", nil, validation("A forward action can have at most %d target groups", maxTargetGroupsPerAction)
 	}
-	// The model's weights are plain integers, so an absent weight reads
-	// as 0: when none is above 0 they are all taken as 1 (an even split),
-	// otherwise literally (0 takes no traffic).
-	anyWeight := false
 	seen := map[string]bool{}
-	for _, t := range tuples {
-		if t.Weight < 0 || t.Weight > 999 {
-			return "", nil, validation("Target group weight %d is not valid: it must be from 0 to 999", t.Weight)
+	for i, t := range tuples {
+		w := defaultWeight
+		if t.Weight != nil {
+			w = *t.Weight
 		}
-		anyWeight = anyWeight || t.Weight > 0
+		if w < 0 || w > 999 {
+			return "", nil, validation("Target group weight %d is not valid: it must be from 0 to 999", w)
+		}
+		tuples[i].Weight = new(w)
 		if seen[t.TargetGroupArn] {
 			return "", nil, validation("Target group '%s' is specified more than once in the forward action", t.TargetGroupArn)
 		}
@@ -123,17 +134,15 @@ func (s *Service) checkForward(tx store.ReadTx, lb *state.LoadBalancer, ruleID s
 			return "", nil, elbv2types.NewTargetGroupAssociationLimitException("The following target groups cannot be associated with more than one load balancer: %s", tg.TargetGroupArn)
 		}
 	}
-	if !anyWeight {
-		for i := range tuples {
-			tuples[i].Weight = 1
+	stick := &elbv2types.TargetGroupStickinessConfig{Enabled: new(false)}
+	if sticky != nil && awsmodel.Value(sticky.Enabled) {
+		if sticky.DurationSeconds == nil {
+			return "", nil, validation("A target group stickiness duration must be specified when stickiness is enabled")
 		}
-	}
-	stick := &elbv2types.TargetGroupStickinessConfig{}
-	if sticky != nil && sticky.Enabled {
-		if sticky.DurationSeconds < 1 || sticky.DurationSeconds > 604800 {
-			return "", nil, validation("Target group stickiness duration must be from 1 to 604800 seconds")
+		if d := *sticky.DurationSeconds; d < 1 || d > 604800 {
+			return "", nil, validation("Target group stickiness duration %d is not valid: it must be from 1 to 604800 seconds", d)
 		}
-		*stick = *sticky
+		stick = &elbv2types.TargetGroupStickinessConfig{Enabled: new(true), DurationSeconds: new(*sticky.DurationSeconds)}
 	}
 	used, err := s.lbTargetGroupArns(tx, lb, ruleID)
 	if err != nil {

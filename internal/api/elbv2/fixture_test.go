@@ -136,7 +136,7 @@ func (f *fixture) createLB(name string, change ...func(*elbv2types.CreateLoadBal
 
 func (f *fixture) createTG(name string, change ...func(*elbv2types.CreateTargetGroupInput)) elbv2types.TargetGroup {
 	f.t.Helper()
-	in := &elbv2types.CreateTargetGroupInput{Name: name, Protocol: "HTTP", Port: 8080, VpcId: "vpc-1", TargetType: "ip"}
+	in := &elbv2types.CreateTargetGroupInput{Name: name, Protocol: "HTTP", Port: new(int32(8080)), VpcId: "vpc-1", TargetType: "ip"}
 	for _, c := range change {
 		c(in)
 	}
@@ -154,7 +154,7 @@ func fixed(status string) []elbv2types.Action {
 func (f *fixture) createListener(lbArn string, port int32, actions []elbv2types.Action) elbv2types.Listener {
 	f.t.Helper()
 	return must[*elbv2types.CreateListenerOutput](f.t)(f.api.CreateListener(f.ctx, &elbv2types.CreateListenerInput{
-		LoadBalancerArn: lbArn, Protocol: "HTTP", Port: port, DefaultActions: actions,
+		LoadBalancerArn: lbArn, Protocol: "HTTP", Port: new(port), DefaultActions: actions,
 	})).Listeners[0]
 }
 
@@ -165,7 +165,7 @@ func pathIs(pattern string) []elbv2types.RuleCondition {
 func (f *fixture) createRule(listenerArn string, priority int32, conds []elbv2types.RuleCondition, actions []elbv2types.Action) elbv2types.Rule {
 	f.t.Helper()
 	return must[*elbv2types.CreateRuleOutput](f.t)(f.api.CreateRule(f.ctx, &elbv2types.CreateRuleInput{
-		ListenerArn: listenerArn, Priority: priority, Conditions: conds, Actions: actions,
+		ListenerArn: listenerArn, Priority: new(priority), Conditions: conds, Actions: actions,
 	})).Rules[0]
 }
 
@@ -194,7 +194,7 @@ func (f *fixture) rules(listenerArn string) []elbv2types.Rule {
 func healthText(ds []elbv2types.TargetHealthDescription) string {
 	var parts []string
 	for _, d := range ds {
-		parts = append(parts, strings.TrimSpace(fmt.Sprintf("%s:%d %s %s", d.Target.Id, d.Target.Port, d.TargetHealth.State, d.TargetHealth.Reason)))
+		parts = append(parts, strings.TrimSpace(fmt.Sprintf("%s:%d %s %s", d.Target.Id, awsmodel.Value(d.Target.Port), d.TargetHealth.State, d.TargetHealth.Reason)))
 	}
 	return strings.Join(parts, ", ")
 }

@@ -23,7 +23,7 @@ func ciphers(groups ...[]string) []elbv2types.Cipher {
 	var out []elbv2types.Cipher
 	for _, g := range groups {
 		for _, name := range g {
-			out = append(out, elbv2types.Cipher{Name: name, Priority: int32(len(out) + 1)})
+			out = append(out, elbv2types.Cipher{Name: name, Priority: new(int32(len(out) + 1))})
 		}
 	}
 	return out

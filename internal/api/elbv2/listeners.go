@@ -1,12 +1,14 @@
 package elbv2
 
 import (
+	"cmp"
 	"context"
 	"crypto/tls"
 	"reflect"
 	"slices"
 	"strconv"
 
+	"github.com/berthdev/berth/internal/awsmodel"
 	"github.com/berthdev/berth/internal/awsmodel/elbv2types"
 	"github.com/berthdev/berth/internal/state"
 	"github.com/berthdev/berth/internal/store"
@@ -87,8 +89,12 @@ func (s *Service) CreateListener(ctx context.Context, in *elbv2types.CreateListe
 	if err := checkProtocol(in.Protocol); err != nil {
 		return nil, err
 	}
-	if in.Port < 1 || in.Port > 65535 {
-		return nil, validation("A listener port from 1 to 65535 must be specified")
+	if in.Port == nil {
+		return nil, validation("A listener port must be specified")
+	}
+	port := *in.Port
+	if port < 1 || port > 65535 {
+		return nil, validation("Listener port %d is not valid: it must be from 1 to 65535", port)
 	}
 	if err := checkListenerOptions(in.AlpnPolicy, in.MutualAuthentication); err != nil {
 		return nil, err
@@ -122,7 +128,7 @@ func (s *Service) CreateListener(ctx context.Context, in *elbv2types.CreateListe
 			Listener: elbv2types.Listener{
 				ListenerArn:     s.arns.Listener(lb.LoadBalancerName, lb.ID, id),
 				LoadBalancerArn: lb.LoadBalancerArn,
-				Port:            in.Port,
+				Port:            new(port),
 				Protocol:        in.Protocol,
 				Certificates:    certs,
 				SslPolicy:       policy,
@@ -139,11 +145,11 @@ func (s *Service) CreateListener(ctx context.Context, in *elbv2types.CreateListe
 			return err
 		}
 		for _, l := range listeners {
-			if l.Port != in.Port {
+			if awsmodel.Value(l.Port) != port {
 				continue
 			}
 			if !sameListener(l, want) {
-				return elbv2types.NewDuplicateListenerException("A listener already exists on port %d of load balancer '%s'", in.Port, lb.LoadBalancerArn)
+				return elbv2types.NewDuplicateListenerException("A listener already exists on port %d of load balancer '%s'", port, lb.LoadBalancerArn)
 			}
 			rec = l
 			return nil
@@ -157,7 +163,7 @@ func (s *Service) CreateListener(ctx context.Context, in *elbv2types.CreateListe
 				Priority:   "default",
 				Conditions: []elbv2types.RuleCondition{},
 				Actions:    actions,
-				IsDefault:  true,
+				IsDefault:  new(true),
 			},
 			ID: ruleID, ListenerArn: rec.ListenerArn, LoadBalancerArn: lb.LoadBalancerArn,
 		}
@@ -172,7 +178,7 @@ func (s *Service) CreateListener(ctx context.Context, in *elbv2types.CreateListe
 	if err != nil {
 		return nil, err
 	}
-	s.log.Info("listener created", "listener_arn", rec.ListenerArn, "port", rec.Port)
+	s.log.Info("listener created", "listener_arn", rec.ListenerArn, "port", awsmodel.Value(rec.Port))
 	return &elbv2types.CreateListenerOutput{Listeners: []elbv2types.Listener{rec.Listener}}, nil
 }
 
@@ -198,7 +204,7 @@ func (s *Service) listenersOf(tx store.ReadTx, lb *state.LoadBalancer) ([]*state
 		}
 		out = append(out, l)
 	}
-	slices.SortFunc(out, func(a, b *state.Listener) int { return int(a.Port) - int(b.Port) })
+	slices.SortFunc(out, func(a, b *state.Listener) int { return cmp.Compare(awsmodel.Value(a.Port), awsmodel.Value(b.Port)) })
 	return out, nil
 }
 
@@ -246,20 +252,21 @@ func (s *Service) DescribeListeners(ctx context.Context, in *elbv2types.Describe
 
 // portKey orders listeners in markers: the port, zero-padded.
 func portKey(l *state.Listener) string {
-	return strconv.Itoa(100000 + int(l.Port))
+	return strconv.Itoa(100000 + int(awsmodel.Value(l.Port)))
 }
 
-// ModifyListener replaces the given properties of a listener: port,
-// protocol, certificate, security policy, default actions. A listener
-// turned from HTTPS to HTTP drops its certificate and policy.
+// ModifyListener replaces the given properties of a listener (port,
+// protocol, certificate, security policy, default actions) and keeps the
+// others. A listener turned from HTTPS to HTTP drops its certificate and
+// policy.
 func (s *Service) ModifyListener(ctx context.Context, in *elbv2types.ModifyListenerInput) (*elbv2types.ModifyListenerOutput, error) {
 	if in.Protocol != "" {
 		if err := checkProtocol(in.Protocol); err != nil {
 			return nil, err
 		}
 	}
-	if in.Port != 0 && (in.Port < 1 || in.Port > 65535) {
-		return nil, validation("A listener port must be from 1 to 65535")
+	if in.Port != nil && (*in.Port < 1 || *in.Port > 65535) {
+		return nil, validation("Listener port %d is not valid: it must be from 1 to 65535", *in.Port)
 	}
 	if err := checkListenerOptions(in.AlpnPolicy, in.MutualAuthentication); err != nil {
 		return nil, err
@@ -284,17 +291,17 @@ func (s *Service) ModifyListener(ctx context.Context, in *elbv2types.ModifyListe
 		if err != nil {
 			return err
 		}
-		if in.Port != 0 && in.Port != l.Port {
+		if in.Port != nil && *in.Port != awsmodel.Value(l.Port) {
 			listeners, err := s.listenersOf(tx, lb)
 			if err != nil {
 				return err
 			}
 			for _, o := range listeners {
-				if o.Port == in.Port {
-					return elbv2types.NewDuplicateListenerException("A listener already exists on port %d of load balancer '%s'", in.Port, lb.LoadBalancerArn)
+				if awsmodel.Value(o.Port) == *in.Port {
+					return elbv2types.NewDuplicateListenerException("A listener already exists on port %d of load balancer '%s'", *in.Port, lb.LoadBalancerArn)
 				}
 			}
-			l.Port = in.Port
+			l.Port = new(*in.Port)
 		}
 		if in.Protocol != "" {
 			l.Protocol = in.Protocol

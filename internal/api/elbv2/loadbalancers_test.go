@@ -133,7 +133,7 @@ func TestDescribeLoadBalancers(t *testing.T) {
 	var got []string
 	marker := ""
 	for range 5 {
-		out := must[*elbv2types.DescribeLoadBalancersOutput](t)(f.api.DescribeLoadBalancers(f.ctx, &elbv2types.DescribeLoadBalancersInput{PageSize: 2, Marker: marker}))
+		out := must[*elbv2types.DescribeLoadBalancersOutput](t)(f.api.DescribeLoadBalancers(f.ctx, &elbv2types.DescribeLoadBalancersInput{PageSize: new(int32(2)), Marker: marker}))
 		got = append(got, names(out.LoadBalancers)...)
 		if marker = out.NextMarker; marker == "" {
 			break
@@ -165,7 +165,7 @@ func TestDescribeLoadBalancers(t *testing.T) {
 		{"target group ARN", elbv2types.DescribeLoadBalancersInput{LoadBalancerArns: []string{arnBase + "targetgroup/a/0000000000000000"}}, validationError, "not a valid load balancer ARN"},
 		{"names and ARNs", elbv2types.DescribeLoadBalancersInput{Names: []string{"a"}, LoadBalancerArns: all[:1]}, validationError, "same time"},
 		{"bad marker", elbv2types.DescribeLoadBalancersInput{Marker: "%%%"}, validationError, "marker"},
-		{"page size", elbv2types.DescribeLoadBalancersInput{PageSize: 401}, validationError, "between 1 and 400"},
+		{"page size", elbv2types.DescribeLoadBalancersInput{PageSize: new(int32(401))}, validationError, "between 1 and 400"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strconv"
 
+	"github.com/berthdev/berth/internal/awsmodel"
 	"github.com/berthdev/berth/internal/awsmodel/elbv2types"
 	"github.com/berthdev/berth/internal/state"
 	"github.com/berthdev/berth/internal/store"
@@ -44,7 +45,11 @@ func (s *Service) countRules(tx store.ReadTx, lb *state.LoadBalancer) (int, erro
 
 // CreateRule adds a rule to a listener at a free priority.
 func (s *Service) CreateRule(ctx context.Context, in *elbv2types.CreateRuleInput) (*elbv2types.CreateRuleOutput, error) {
-	if err := checkPriority(in.Priority); err != nil {
+	if in.Priority == nil {
+		return nil, validation("A rule priority must be specified")
+	}
+	priority := *in.Priority
+	if err := checkPriority(priority); err != nil {
 		return nil, err
 	}
 	if len(in.Transforms) > 0 {
@@ -76,8 +81,8 @@ func (s *Service) CreateRule(ctx context.Context, in *elbv2types.CreateRuleInput
 			return err
 		}
 		for _, r := range rules {
-			if r.PriorityValue() == int(in.Priority) {
-				return priorityInUse(in.Priority)
+			if r.PriorityValue() == int(priority) {
+				return priorityInUse(priority)
 			}
 		}
 		n, err := s.countRules(tx, lb)
@@ -94,9 +99,10 @@ func (s *Service) CreateRule(ctx context.Context, in *elbv2types.CreateRuleInput
 		rec = &state.Rule{
 			Rule: elbv2types.Rule{
 				RuleArn:    s.arns.ListenerRule(lb.LoadBalancerName, lb.ID, l.ID, id),
-				Priority:   strconv.Itoa(int(in.Priority)),
+				Priority:   strconv.Itoa(int(priority)),
 				Conditions: conds,
 				Actions:    actions,
+				IsDefault:  new(false),
 			},
 			ID: id, ListenerArn: l.ListenerArn, LoadBalancerArn: lb.LoadBalancerArn, Tags: slices.Clone(in.Tags),
 		}
@@ -179,7 +185,7 @@ func (s *Service) ModifyRule(ctx context.Context, in *elbv2types.ModifyRuleInput
 		if err != nil {
 			return err
 		}
-		if r.IsDefault && conds != nil {
+		if awsmodel.Value(r.IsDefault) && conds != nil {
 			return elbv2types.NewOperationNotPermittedException("The conditions of default rule '%s' cannot be modified", r.RuleArn)
 		}
 		l, err := s.listener(tx, r.ListenerArn)
@@ -198,7 +204,7 @@ func (s *Service) ModifyRule(ctx context.Context, in *elbv2types.ModifyRuleInput
 			if err != nil {
 				return err
 			}
-			if r.IsDefault {
+			if awsmodel.Value(r.IsDefault) {
 				l.DefaultActions = actions
 				if err := state.Put(tx, state.ListenerKey(l.LoadBalancerID, l.ID), l); err != nil {
 					return err
@@ -224,7 +230,7 @@ func (s *Service) DeleteRule(ctx context.Context, in *elbv2types.DeleteRuleInput
 		if err != nil {
 			return err
 		}
-		if r.IsDefault {
+		if awsmodel.Value(r.IsDefault) {
 			return elbv2types.NewOperationNotPermittedException("Default rule '%s' cannot be deleted", r.RuleArn)
 		}
 		if err := s.setRefs(tx, r.ID, r.LoadBalancerArn, state.ForwardTargetGroups(r.Actions), nil); err != nil {
@@ -247,7 +253,10 @@ func (s *Service) SetRulePriorities(ctx context.Context, in *elbv2types.SetRuleP
 	}
 	seenRule := map[string]bool{}
 	for _, rp := range in.RulePriorities {
-		if err := checkPriority(rp.Priority); err != nil {
+		if rp.Priority == nil {
+			return nil, validation("A priority must be specified for rule '%s'", rp.RuleArn)
+		}
+		if err := checkPriority(*rp.Priority); err != nil {
 			return nil, err
 		}
 		if seenRule[rp.RuleArn] {
@@ -264,10 +273,10 @@ func (s *Service) SetRulePriorities(ctx context.Context, in *elbv2types.SetRuleP
 			if err != nil {
 				return err
 			}
-			if r.IsDefault {
+			if awsmodel.Value(r.IsDefault) {
 				return elbv2types.NewOperationNotPermittedException("The priority of default rule '%s' cannot be changed", r.RuleArn)
 			}
-			r.Priority = strconv.Itoa(int(rp.Priority))
+			r.Priority = strconv.Itoa(int(*rp.Priority))
 			res, _ := s.arns.ParseELB(r.RuleArn)
 			changed[res.ListenerID] = append(changed[res.ListenerID], r)
 		}
@@ -284,7 +293,7 @@ func (s *Service) SetRulePriorities(ctx context.Context, in *elbv2types.SetRuleP
 				return err
 			}
 			for _, e := range existing {
-				if e.IsDefault || seenRule[e.RuleArn] {
+				if awsmodel.Value(e.IsDefault) || seenRule[e.RuleArn] {
 					continue
 				}
 				if _, taken := final[e.PriorityValue()]; taken {

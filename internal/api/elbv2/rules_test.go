@@ -27,7 +27,7 @@ func priorities(rules []elbv2types.Rule) []string {
 func TestCreateRule(t *testing.T) {
 	f, l, tg := ruleFixture(t)
 	r := f.createRule(l.ListenerArn, 10, pathIs("/api/*"), forward(tg.TargetGroupArn))
-	if r.Priority != "10" || r.IsDefault || len(r.Conditions) != 1 || r.Actions[0].TargetGroupArn != tg.TargetGroupArn {
+	if r.Priority != "10" || r.IsDefault == nil || *r.IsDefault || len(r.Conditions) != 1 || r.Actions[0].TargetGroupArn != tg.TargetGroupArn {
 		t.Fatalf("rule %+v", r)
 	}
 	// The legacy Values form is reported with its configuration too.
@@ -38,15 +38,17 @@ func TestCreateRule(t *testing.T) {
 	if got := f.describeTG(tg.TargetGroupArn).LoadBalancerArns; len(got) != 1 {
 		t.Fatalf("a rule's target group is not in use: %v", got)
 	}
-	_, err := f.api.CreateRule(f.ctx, &elbv2types.CreateRuleInput{ListenerArn: l.ListenerArn, Priority: 10, Conditions: pathIs("/x"), Actions: fixed("200")})
+	_, err := f.api.CreateRule(f.ctx, &elbv2types.CreateRuleInput{ListenerArn: l.ListenerArn, Priority: new(int32(10)), Conditions: pathIs("/x"), Actions: fixed("200")})
 	wantErr(t, err, code(elbv2types.NewPriorityInUseException), "Priority '10'")
 	for _, p := range []int32{0, 50001} {
-		_, err = f.api.CreateRule(f.ctx, &elbv2types.CreateRuleInput{ListenerArn: l.ListenerArn, Priority: p, Conditions: pathIs("/x"), Actions: fixed("200")})
+		_, err = f.api.CreateRule(f.ctx, &elbv2types.CreateRuleInput{ListenerArn: l.ListenerArn, Priority: new(p), Conditions: pathIs("/x"), Actions: fixed("200")})
 		wantErr(t, err, validationError, "from 1 to 50000")
 	}
-	_, err = f.api.CreateRule(f.ctx, &elbv2types.CreateRuleInput{ListenerArn: l.ListenerArn + "0", Priority: 11, Conditions: pathIs("/x"), Actions: fixed("200")})
+	_, err = f.api.CreateRule(f.ctx, &elbv2types.CreateRuleInput{ListenerArn: l.ListenerArn, Conditions: pathIs("/x"), Actions: fixed("200")})
+	wantErr(t, err, validationError, "priority must be specified")
+	_, err = f.api.CreateRule(f.ctx, &elbv2types.CreateRuleInput{ListenerArn: l.ListenerArn + "0", Priority: new(int32(11)), Conditions: pathIs("/x"), Actions: fixed("200")})
 	wantErr(t, err, code(elbv2types.NewListenerNotFoundException), "not found")
-	_, err = f.api.CreateRule(f.ctx, &elbv2types.CreateRuleInput{ListenerArn: l.ListenerArn, Priority: 11, Conditions: pathIs("/x"), Actions: fixed("200"),
+	_, err = f.api.CreateRule(f.ctx, &elbv2types.CreateRuleInput{ListenerArn: l.ListenerArn, Priority: new(int32(11)), Conditions: pathIs("/x"), Actions: fixed("200"),
 		Transforms: []elbv2types.RuleTransform{{Type: "url-rewrite"}}})
 	wantErr(t, err, validationError, "transforms")
 }
@@ -118,7 +120,7 @@ func TestRuleConditions(t *testing.T) {
 	f, l, _ := ruleFixture(t)
 	for i, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := f.api.CreateRule(f.ctx, &elbv2types.CreateRuleInput{ListenerArn: l.ListenerArn, Priority: int32(i + 1), Conditions: tt.conds, Actions: fixed("200")})
+			_, err := f.api.CreateRule(f.ctx, &elbv2types.CreateRuleInput{ListenerArn: l.ListenerArn, Priority: new(int32(i + 1)), Conditions: tt.conds, Actions: fixed("200")})
 			if tt.msg == "" {
 				if err != nil {
 					t.Fatal(err)
@@ -140,13 +142,13 @@ func TestDescribeRules(t *testing.T) {
 	if got := priorities(rules); !slices.Equal(got, []string{"1", "5", "30", "200", "default"}) {
 		t.Fatalf("priorities %v", got)
 	}
-	if last := rules[len(rules)-1]; !last.IsDefault || last.Actions[0].Type != "fixed-response" {
+	if last := rules[len(rules)-1]; !*last.IsDefault || last.Actions[0].Type != "fixed-response" {
 		t.Fatalf("default rule %+v", last)
 	}
 	var paged []string
 	marker := ""
 	for range 5 {
-		out := must[*elbv2types.DescribeRulesOutput](t)(f.api.DescribeRules(f.ctx, &elbv2types.DescribeRulesInput{ListenerArn: l.ListenerArn, PageSize: 2, Marker: marker}))
+		out := must[*elbv2types.DescribeRulesOutput](t)(f.api.DescribeRules(f.ctx, &elbv2types.DescribeRulesInput{ListenerArn: l.ListenerArn, PageSize: new(int32(2)), Marker: marker}))
 		paged = append(paged, priorities(out.Rules)...)
 		if marker = out.NextMarker; marker == "" {
 			break
@@ -211,28 +213,30 @@ func TestSetRulePriorities(t *testing.T) {
 	b := f.createRule(l.ListenerArn, 2, pathIs("/b"), fixed("200"))
 	c := f.createRule(l.ListenerArn, 3, pathIs("/c"), fixed("200"))
 	out := must[*elbv2types.SetRulePrioritiesOutput](t)(f.api.SetRulePriorities(f.ctx, &elbv2types.SetRulePrioritiesInput{RulePriorities: []elbv2types.RulePriorityPair{
-		{RuleArn: a.RuleArn, Priority: 2}, {RuleArn: b.RuleArn, Priority: 1},
+		{RuleArn: a.RuleArn, Priority: new(int32(2))}, {RuleArn: b.RuleArn, Priority: new(int32(1))},
 	}}))
 	if got := priorities(out.Rules); !slices.Equal(got, []string{"2", "1"}) {
 		t.Fatalf("returned %v", got)
 	}
 	var paths []string
 	for _, r := range f.rules(l.ListenerArn) {
-		if !r.IsDefault {
+		if !*r.IsDefault {
 			paths = append(paths, r.Conditions[0].Values[0])
 		}
 	}
 	if !slices.Equal(paths, []string{"/b", "/a", "/c"}) {
 		t.Fatalf("after the swap %v", paths)
 	}
-	_, err := f.api.SetRulePriorities(f.ctx, &elbv2types.SetRulePrioritiesInput{RulePriorities: []elbv2types.RulePriorityPair{{RuleArn: a.RuleArn, Priority: 3}}})
+	_, err := f.api.SetRulePriorities(f.ctx, &elbv2types.SetRulePrioritiesInput{RulePriorities: []elbv2types.RulePriorityPair{{RuleArn: a.RuleArn, Priority: new(int32(3))}}})
 	wantErr(t, err, code(elbv2types.NewPriorityInUseException), "Priority '3'")
 	_, err = f.api.SetRulePriorities(f.ctx, &elbv2types.SetRulePrioritiesInput{RulePriorities: []elbv2types.RulePriorityPair{
-		{RuleArn: a.RuleArn, Priority: 9}, {RuleArn: c.RuleArn, Priority: 9},
+		{RuleArn: a.RuleArn, Priority: new(int32(9))}, {RuleArn: c.RuleArn, Priority: new(int32(9))},
 	}})
 	wantErr(t, err, validationError, "provided multiple times")
+	_, err = f.api.SetRulePriorities(f.ctx, &elbv2types.SetRulePrioritiesInput{RulePriorities: []elbv2types.RulePriorityPair{{RuleArn: a.RuleArn}}})
+	wantErr(t, err, validationError, "priority must be specified")
 	def := f.rules(l.ListenerArn)[3]
-	_, err = f.api.SetRulePriorities(f.ctx, &elbv2types.SetRulePrioritiesInput{RulePriorities: []elbv2types.RulePriorityPair{{RuleArn: def.RuleArn, Priority: 9}}})
+	_, err = f.api.SetRulePriorities(f.ctx, &elbv2types.SetRulePrioritiesInput{RulePriorities: []elbv2types.RulePriorityPair{{RuleArn: def.RuleArn, Priority: new(int32(9))}}})
 	wantErr(t, err, code(elbv2types.NewOperationNotPermittedException), "default rule")
 	if got := priorities(f.rules(l.ListenerArn)); !slices.Equal(got, []string{"1", "2", "3", "default"}) {
 		t.Fatalf("refused changes changed priorities: %v", got)
@@ -250,6 +254,6 @@ func TestTooManyRules(t *testing.T) {
 		}
 		f.createRule(target, int32(i+1), pathIs("/x"), fixed("200"))
 	}
-	_, err := f.api.CreateRule(f.ctx, &elbv2types.CreateRuleInput{ListenerArn: l.ListenerArn, Priority: 500, Conditions: pathIs("/x"), Actions: fixed("200")})
+	_, err := f.api.CreateRule(f.ctx, &elbv2types.CreateRuleInput{ListenerArn: l.ListenerArn, Priority: new(int32(500)), Conditions: pathIs("/x"), Actions: fixed("200")})
 	wantErr(t, err, code(elbv2types.NewTooManyRulesException), "100")
 }

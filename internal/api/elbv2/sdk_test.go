@@ -22,12 +22,10 @@ import (
 	"github.com/berthdev/berth/internal/store"
 )
 
-// TestSDKRoundTrip drives the ELBv2 API with the AWS Go SDK's client,
-// SigV4-signed, through the real front door over the Query protocol: the
-// form encoding of nested inputs, the XML replies, error codes,
-// paginators and waiters.
-func TestSDKRoundTrip(t *testing.T) {
-	f := newFixture(t)
+// sdk returns the AWS Go SDK's ELBv2 client, SigV4-signed, talking to the
+// fixture's API through the real front door over the Query protocol.
+func (f *fixture) sdk() *sdkelb.Client {
+	f.t.Helper()
 	const keyID, secret = "AKIDBERTHTEST0000001", "berth-test-secret-key-0000000000000000000"
 	front, err := api.New(api.Config{
 		Region: region, Account: account,
@@ -37,17 +35,26 @@ func TestSDKRoundTrip(t *testing.T) {
 		QueryServices: []*api.QueryService{f.api.QueryService()},
 	})
 	if err != nil {
-		t.Fatal(err)
+		f.t.Fatal(err)
 	}
 	srv := httptest.NewServer(front)
-	defer srv.Close()
-	c := sdkelb.NewFromConfig(aws.Config{
+	f.t.Cleanup(srv.Close)
+	return sdkelb.NewFromConfig(aws.Config{
 		Region:           region,
 		Credentials:      credentials.NewStaticCredentialsProvider(keyID, secret, ""),
 		BaseEndpoint:     aws.String(srv.URL),
 		RetryMaxAttempts: 1,
 		HTTPClient:       sdkhttp.Client(),
 	})
+}
+
+// TestSDKRoundTrip drives the ELBv2 API with the AWS Go SDK's client,
+// SigV4-signed, through the real front door over the Query protocol: the
+// form encoding of nested inputs, the XML replies, error codes,
+// paginators and waiters.
+func TestSDKRoundTrip(t *testing.T) {
+	f := newFixture(t)
+	c := f.sdk()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 

@@ -274,15 +274,16 @@ const maxPageSize = 400
 // page is one request's pagination (paging.Page).
 type page = paging.Page
 
-// newPage checks PageSize (0 means absent) and decodes Marker. Markers are
-// opaque to clients: the last key returned, base64url-encoded.
-func newPage(pageSize int32, marker string) (page, error) {
+// newPage checks PageSize (nil means absent: a full page) and decodes
+// Marker. Markers are opaque to clients: the last key returned,
+// base64url-encoded.
+func newPage(pageSize *int32, marker string) (page, error) {
 	p := page{Limit: maxPageSize}
-	if pageSize != 0 {
-		if pageSize < 1 || pageSize > maxPageSize {
-			return p, validation("1 validation error detected: Value '%d' at 'pageSize' failed to satisfy constraint: Member must have value between 1 and %d", pageSize, maxPageSize)
+	if pageSize != nil {
+		if n := *pageSize; n < 1 || n > maxPageSize {
+			return p, validation("1 validation error detected: Value '%d' at 'pageSize' failed to satisfy constraint: Member must have value between 1 and %d", n, maxPageSize)
 		}
-		p.Limit = int(pageSize)
+		p.Limit = int(*pageSize)
 	}
 	if marker != "" {
 		after, ok := paging.Decode(marker)

@@ -100,7 +100,7 @@ func TestAccountLimitsAndSSLPolicies(t *testing.T) {
 	limits := map[string]string{}
 	marker := ""
 	for range 10 {
-		out := must[*elbv2types.DescribeAccountLimitsOutput](t)(f.api.DescribeAccountLimits(f.ctx, &elbv2types.DescribeAccountLimitsInput{PageSize: 4, Marker: marker}))
+		out := must[*elbv2types.DescribeAccountLimitsOutput](t)(f.api.DescribeAccountLimits(f.ctx, &elbv2types.DescribeAccountLimitsInput{PageSize: new(int32(4)), Marker: marker}))
 		for _, l := range out.Limits {
 			limits[l.Name] = l.Max
 		}
@@ -123,7 +123,7 @@ func TestAccountLimitsAndSSLPolicies(t *testing.T) {
 		t.Fatalf("%d policies", len(all))
 	}
 	one := must[*elbv2types.DescribeSSLPoliciesOutput](t)(f.api.DescribeSSLPolicies(f.ctx, &elbv2types.DescribeSSLPoliciesInput{Names: []string{"ELBSecurityPolicy-2016-08"}})).SslPolicies
-	if len(one) != 1 || !slices.Equal(one[0].SslProtocols, []string{"TLSv1", "TLSv1.1", "TLSv1.2"}) || one[0].Ciphers[0] != (elbv2types.Cipher{Name: "ECDHE-ECDSA-AES128-GCM-SHA256", Priority: 1}) {
+	if len(one) != 1 || !slices.Equal(one[0].SslProtocols, []string{"TLSv1", "TLSv1.1", "TLSv1.2"}) || one[0].Ciphers[0].Name != "ECDHE-ECDSA-AES128-GCM-SHA256" || *one[0].Ciphers[0].Priority != 1 {
 		t.Fatalf("2016-08 %+v", one)
 	}
 	_, err := f.api.DescribeSSLPolicies(f.ctx, &elbv2types.DescribeSSLPoliciesInput{Names: []string{"nope"}})

@@ -7,23 +7,25 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/berthdev/berth/internal/awsmodel"
 	"github.com/berthdev/berth/internal/awsmodel/elbv2types"
 	"github.com/berthdev/berth/internal/state"
 	"github.com/berthdev/berth/internal/store"
 )
 
-// Health check defaults and ranges of Application Load Balancer target
-// groups (instance and ip targets).
+// Health check defaults of Application Load Balancer target groups
+// (instance and ip targets).
 const (
 	defaultHealthCheckPort     = "traffic-port"
 	defaultHealthCheckPath     = "/"
 	defaultGRPCHealthCheckPath = "/AWS.ALB/healthcheck"
-	defaultHealthCheckInterval = 30
-	defaultHealthCheckTimeout  = 5
-	defaultHealthyThreshold    = 5
-	defaultUnhealthyThreshold  = 2
 	defaultHTTPCode            = "200"
 	defaultGRPCCode            = "12"
+
+	defaultHealthCheckInterval int32 = 30
+	defaultHealthCheckTimeout  int32 = 5
+	defaultHealthyThreshold    int32 = 5
+	defaultUnhealthyThreshold  int32 = 2
 )
 
 // Protocol versions of HTTP and HTTPS target groups.
@@ -33,18 +35,26 @@ const (
 	versionGRPC  = "GRPC"
 )
 
-// healthCheck is a request's health check settings; zero values are absent.
+// healthCheck is a request's health check settings; nil and "" are absent.
 type healthCheck struct {
+	enabled            *bool
 	protocol           elbv2types.ProtocolEnum
 	port, path         string
-	interval, timeout  int32
-	healthy, unhealthy int32
+	interval, timeout  *int32
+	healthy, unhealthy *int32
 	matcher            *elbv2types.Matcher
 }
 
 // applyHealthCheck sets the given health check settings on tg (which holds
-// the current or default ones) and checks the result as a whole.
+// the current or default ones), leaving the absent ones as they are, and
+// checks the result as a whole.
 func applyHealthCheck(tg *elbv2types.TargetGroup, hc healthCheck) error {
+	// Health checks of instance and ip targets are always enabled: AWS
+	// refuses to turn them off, and an absent HealthCheckEnabled is true.
+	if hc.enabled != nil && !*hc.enabled {
+		return validation("Health checks cannot be disabled for target groups with target type '%s'", tg.TargetType)
+	}
+	tg.HealthCheckEnabled = new(true)
 	if hc.protocol != "" {
 		tg.HealthCheckProtocol = hc.protocol
 	}
@@ -54,25 +64,23 @@ func applyHealthCheck(tg *elbv2types.TargetGroup, hc healthCheck) error {
 	if hc.path != "" {
 		tg.HealthCheckPath = hc.path
 	}
-	if hc.interval != 0 {
-		tg.HealthCheckIntervalSeconds = hc.interval
-	}
-	if hc.timeout != 0 {
-		tg.HealthCheckTimeoutSeconds = hc.timeout
-	}
-	if hc.healthy != 0 {
-		tg.HealthyThresholdCount = hc.healthy
-	}
-	if hc.unhealthy != 0 {
-		tg.UnhealthyThresholdCount = hc.unhealthy
+	for _, f := range []struct {
+		dst **int32
+		v   *int32
+	}{
+		{&tg.HealthCheckIntervalSeconds, hc.interval},
+		{&tg.HealthCheckTimeoutSeconds, hc.timeout},
+		{&tg.HealthyThresholdCount, hc.healthy},
+		{&tg.UnhealthyThresholdCount, hc.unhealthy},
+	} {
+		if f.v != nil {
+			*f.dst = new(*f.v)
+		}
 	}
 	if hc.matcher != nil {
 		m := *hc.matcher
 		tg.Matcher = &m
 	}
-	// Health checks of instance and ip targets cannot be turned off, so an
-	// absent HealthCheckEnabled (which reads as false) means true.
-	tg.HealthCheckEnabled = true
 	switch tg.HealthCheckProtocol {
 	case elbv2types.ProtocolEnumHttp, elbv2types.ProtocolEnumHttps:
 	default:
@@ -86,17 +94,19 @@ func applyHealthCheck(tg *elbv2types.TargetGroup, hc healthCheck) error {
 	if !strings.HasPrefix(tg.HealthCheckPath, "/") || len(tg.HealthCheckPath) > 1024 {
 		return validation("Health check path '%s' is not valid: it must begin with '/' and be at most 1024 characters long", tg.HealthCheckPath)
 	}
+	interval, timeout := awsmodel.Value(tg.HealthCheckIntervalSeconds), awsmodel.Value(tg.HealthCheckTimeoutSeconds)
+	healthy, unhealthy := awsmodel.Value(tg.HealthyThresholdCount), awsmodel.Value(tg.UnhealthyThresholdCount)
 	switch {
-	case tg.HealthCheckIntervalSeconds < 5 || tg.HealthCheckIntervalSeconds > 300:
-		return validation("Health check interval must be from 5 to 300 seconds")
-	case tg.HealthCheckTimeoutSeconds < 2 || tg.HealthCheckTimeoutSeconds > 120:
-		return validation("Health check timeout must be from 2 to 120 seconds")
-	case tg.HealthCheckTimeoutSeconds >= tg.HealthCheckIntervalSeconds:
+	case interval < 5 || interval > 300:
+		return validation("Health check interval %d is not valid: it must be from 5 to 300 seconds", interval)
+	case timeout < 2 || timeout > 120:
+		return validation("Health check timeout %d is not valid: it must be from 2 to 120 seconds", timeout)
+	case timeout >= interval:
 		return validation("Health check interval must be greater than the timeout")
-	case tg.HealthyThresholdCount < 2 || tg.HealthyThresholdCount > 10:
-		return validation("Healthy threshold count must be from 2 to 10")
-	case tg.UnhealthyThresholdCount < 2 || tg.UnhealthyThresholdCount > 10:
-		return validation("Unhealthy threshold count must be from 2 to 10")
+	case healthy < 2 || healthy > 10:
+		return validation("Healthy threshold count %d is not valid: it must be from 2 to 10", healthy)
+	case unhealthy < 2 || unhealthy > 10:
+		return validation("Unhealthy threshold count %d is not valid: it must be from 2 to 10", unhealthy)
 	}
 	return checkMatcher(tg.Matcher, tg.ProtocolVersion)
 }
@@ -141,8 +151,9 @@ func checkCodes(spec string, lo, hi int, what string) error {
 }
 
 // CreateTargetGroup creates an HTTP or HTTPS target group of instance or ip
-// targets with ALB's health check defaults. Creating one again with the
-// same name and settings returns it, as AWS does.
+// targets, with ALB's health check defaults for the settings not given.
+// Creating one again with the same name and settings returns it, as AWS
+// does.
 func (s *Service) CreateTargetGroup(ctx context.Context, in *elbv2types.CreateTargetGroupInput) (*elbv2types.CreateTargetGroupOutput, error) {
 	if err := checkName(in.Name, "target group"); err != nil {
 		return nil, err
@@ -161,8 +172,14 @@ func (s *Service) CreateTargetGroup(ctx context.Context, in *elbv2types.CreateTa
 	default:
 		return nil, validation("Berth provides Application Load Balancers only: target group protocol '%s' is not supported (use HTTP or HTTPS)", in.Protocol)
 	}
-	if in.Port < 1 || in.Port > 65535 {
-		return nil, validation("A port from 1 to 65535 must be specified for target groups with target type %s", targetType)
+	if in.Port == nil {
+		return nil, validation("A port must be specified for target groups with target type %s", targetType)
+	}
+	if p := *in.Port; p < 1 || p > 65535 {
+		return nil, validation("Target group port %d is not valid: it must be from 1 to 65535", p)
+	}
+	if p := in.TargetControlPort; p != nil && (*p < 1 || *p > 65535) {
+		return nil, validation("Target control port %d is not valid: it must be from 1 to 65535", *p)
 	}
 	version := strings.ToUpper(in.ProtocolVersion)
 	switch version {
@@ -191,27 +208,30 @@ func (s *Service) CreateTargetGroup(ctx context.Context, in *elbv2types.CreateTa
 		TargetGroupArn:             s.arns.TargetGroup(in.Name, id),
 		TargetGroupName:            in.Name,
 		Protocol:                   in.Protocol,
-		Port:                       in.Port,
+		Port:                       new(*in.Port),
 		VpcId:                      vpc,
+		HealthCheckEnabled:         new(true),
 		HealthCheckProtocol:        elbv2types.ProtocolEnumHttp,
 		HealthCheckPort:            defaultHealthCheckPort,
 		HealthCheckPath:            defaultHealthCheckPath,
-		HealthCheckIntervalSeconds: defaultHealthCheckInterval,
-		HealthCheckTimeoutSeconds:  defaultHealthCheckTimeout,
-		HealthyThresholdCount:      defaultHealthyThreshold,
-		UnhealthyThresholdCount:    defaultUnhealthyThreshold,
+		HealthCheckIntervalSeconds: new(defaultHealthCheckInterval),
+		HealthCheckTimeoutSeconds:  new(defaultHealthCheckTimeout),
+		HealthyThresholdCount:      new(defaultHealthyThreshold),
+		UnhealthyThresholdCount:    new(defaultUnhealthyThreshold),
 		Matcher:                    &elbv2types.Matcher{HttpCode: defaultHTTPCode},
 		TargetType:                 targetType,
 		ProtocolVersion:            version,
 		IpAddressType:              ipType,
-		TargetControlPort:          in.TargetControlPort,
+	}
+	if in.TargetControlPort != nil {
+		tg.TargetControlPort = new(*in.TargetControlPort)
 	}
 	if version == versionGRPC {
 		tg.HealthCheckPath = defaultGRPCHealthCheckPath
 		tg.Matcher = &elbv2types.Matcher{GrpcCode: defaultGRPCCode}
 	}
 	if err := applyHealthCheck(&tg, healthCheck{
-		protocol: in.HealthCheckProtocol, port: in.HealthCheckPort, path: in.HealthCheckPath,
+		enabled: in.HealthCheckEnabled, protocol: in.HealthCheckProtocol, port: in.HealthCheckPort, path: in.HealthCheckPath,
 		interval: in.HealthCheckIntervalSeconds, timeout: in.HealthCheckTimeoutSeconds,
 		healthy: in.HealthyThresholdCount, unhealthy: in.UnhealthyThresholdCount, matcher: in.Matcher,
 	}); err != nil {
@@ -345,7 +365,8 @@ func (s *Service) groupsOf(tx store.ReadTx, lb *state.LoadBalancer) ([]*state.Ta
 	return out, nil
 }
 
-// ModifyTargetGroup changes a target group's health check settings.
+// ModifyTargetGroup changes the health check settings given and keeps the
+// others.
 func (s *Service) ModifyTargetGroup(ctx context.Context, in *elbv2types.ModifyTargetGroupInput) (*elbv2types.ModifyTargetGroupOutput, error) {
 	var tg *state.TargetGroup
 	_, err := s.store.Update(ctx, func(tx store.Tx) error {
@@ -359,7 +380,7 @@ func (s *Service) ModifyTargetGroup(ctx context.Context, in *elbv2types.ModifyTa
 			m = nil
 		}
 		if err := applyHealthCheck(&tg.TargetGroup, healthCheck{
-			protocol: in.HealthCheckProtocol, port: in.HealthCheckPort, path: in.HealthCheckPath,
+			enabled: in.HealthCheckEnabled, protocol: in.HealthCheckProtocol, port: in.HealthCheckPort, path: in.HealthCheckPath,
 			interval: in.HealthCheckIntervalSeconds, timeout: in.HealthCheckTimeoutSeconds,
 			healthy: in.HealthyThresholdCount, unhealthy: in.UnhealthyThresholdCount, matcher: m,
 		}); err != nil {
@@ -403,7 +424,7 @@ func (s *Service) DeleteTargetGroup(ctx context.Context, in *elbv2types.DeleteTa
 			return err
 		}
 		for _, t := range targets {
-			if _, err := state.RemoveTarget(tx, tg.ID, t.Target.Id, t.Target.Port); err != nil {
+			if _, err := state.RemoveTarget(tx, tg.ID, t.Target.Id, awsmodel.Value(t.Target.Port)); err != nil {
 				return err
 			}
 		}

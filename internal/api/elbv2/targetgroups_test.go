@@ -1,6 +1,7 @@
 package elbv2_test
 
 import (
+	"reflect"
 	"regexp"
 	"slices"
 	"testing"
@@ -15,9 +16,9 @@ func TestCreateTargetGroupDefaults(t *testing.T) {
 		t.Errorf("ARN %q", tg.TargetGroupArn)
 	}
 	want := elbv2types.TargetGroup{
-		TargetGroupArn: tg.TargetGroupArn, TargetGroupName: "app", Protocol: "HTTP", Port: 8080, VpcId: "vpc-berth",
-		HealthCheckProtocol: "HTTP", HealthCheckPort: "traffic-port", HealthCheckEnabled: true,
-		HealthCheckIntervalSeconds: 30, HealthCheckTimeoutSeconds: 5, HealthyThresholdCount: 5, UnhealthyThresholdCount: 2,
+		TargetGroupArn: tg.TargetGroupArn, TargetGroupName: "app", Protocol: "HTTP", Port: new(int32(8080)), VpcId: "vpc-berth",
+		HealthCheckProtocol: "HTTP", HealthCheckPort: "traffic-port", HealthCheckEnabled: new(true),
+		HealthCheckIntervalSeconds: new(int32(30)), HealthCheckTimeoutSeconds: new(int32(5)), HealthyThresholdCount: new(int32(5)), UnhealthyThresholdCount: new(int32(2)),
 		HealthCheckPath: "/", Matcher: &elbv2types.Matcher{HttpCode: "200"}, TargetType: "instance", ProtocolVersion: "HTTP1", IpAddressType: "ipv4",
 	}
 	if !equalTG(tg, want) {
@@ -28,34 +29,28 @@ func TestCreateTargetGroupDefaults(t *testing.T) {
 		t.Fatalf("gRPC target group %+v %+v", grpc, grpc.Matcher)
 	}
 	custom := f.createTG("custom", func(in *elbv2types.CreateTargetGroupInput) {
-		in.HealthCheckPath, in.HealthCheckPort, in.HealthCheckIntervalSeconds, in.HealthCheckTimeoutSeconds = "/healthz", "9000", 10, 9
-		in.HealthyThresholdCount, in.UnhealthyThresholdCount, in.Matcher = 2, 10, &elbv2types.Matcher{HttpCode: "200-299,302"}
+		in.HealthCheckPath, in.HealthCheckPort, in.HealthCheckIntervalSeconds, in.HealthCheckTimeoutSeconds = "/healthz", "9000", new(int32(10)), new(int32(9))
+		in.HealthyThresholdCount, in.UnhealthyThresholdCount, in.Matcher = new(int32(2)), new(int32(10)), &elbv2types.Matcher{HttpCode: "200-299,302"}
+		in.HealthCheckEnabled = new(true)
 	})
-	if custom.HealthCheckPath != "/healthz" || custom.HealthCheckPort != "9000" || custom.HealthCheckIntervalSeconds != 10 || custom.HealthCheckTimeoutSeconds != 9 ||
-		custom.HealthyThresholdCount != 2 || custom.UnhealthyThresholdCount != 10 || custom.Matcher.HttpCode != "200-299,302" {
+	if custom.HealthCheckPath != "/healthz" || custom.HealthCheckPort != "9000" || *custom.HealthCheckIntervalSeconds != 10 || *custom.HealthCheckTimeoutSeconds != 9 ||
+		*custom.HealthyThresholdCount != 2 || *custom.UnhealthyThresholdCount != 10 || custom.Matcher.HttpCode != "200-299,302" || !*custom.HealthCheckEnabled {
 		t.Fatalf("custom %+v", custom)
 	}
 }
 
+// equalTG compares target groups by value (pointers by what they point
+// to); no load balancers and an empty list of them are the same.
 func equalTG(a, b elbv2types.TargetGroup) bool {
-	if (a.Matcher == nil) != (b.Matcher == nil) || a.Matcher != nil && *a.Matcher != *b.Matcher {
-		return false
-	}
-	a.Matcher, b.Matcher = nil, nil
-	return slices.Equal(a.LoadBalancerArns, b.LoadBalancerArns) && func() bool {
+	if len(a.LoadBalancerArns) == 0 && len(b.LoadBalancerArns) == 0 {
 		a.LoadBalancerArns, b.LoadBalancerArns = nil, nil
-		return a.TargetGroupArn == b.TargetGroupArn && a.TargetGroupName == b.TargetGroupName && a.Protocol == b.Protocol &&
-			a.Port == b.Port && a.VpcId == b.VpcId && a.HealthCheckProtocol == b.HealthCheckProtocol && a.HealthCheckPort == b.HealthCheckPort &&
-			a.HealthCheckEnabled == b.HealthCheckEnabled && a.HealthCheckIntervalSeconds == b.HealthCheckIntervalSeconds &&
-			a.HealthCheckTimeoutSeconds == b.HealthCheckTimeoutSeconds && a.HealthyThresholdCount == b.HealthyThresholdCount &&
-			a.UnhealthyThresholdCount == b.UnhealthyThresholdCount && a.HealthCheckPath == b.HealthCheckPath &&
-			a.TargetType == b.TargetType && a.ProtocolVersion == b.ProtocolVersion && a.IpAddressType == b.IpAddressType
-	}()
+	}
+	return reflect.DeepEqual(a, b)
 }
 
 func TestCreateTargetGroupErrors(t *testing.T) {
 	ok := func(in *elbv2types.CreateTargetGroupInput) {
-		*in = elbv2types.CreateTargetGroupInput{Name: "tg", Protocol: "HTTP", Port: 80, VpcId: "vpc-1"}
+		*in = elbv2types.CreateTargetGroupInput{Name: "tg", Protocol: "HTTP", Port: new(int32(80)), VpcId: "vpc-1"}
 	}
 	tests := []struct {
 		name   string
@@ -66,16 +61,21 @@ func TestCreateTargetGroupErrors(t *testing.T) {
 		{"alb", func(in *elbv2types.CreateTargetGroupInput) { in.TargetType = "alb" }, "does not support alb targets"},
 		{"no protocol", func(in *elbv2types.CreateTargetGroupInput) { in.Protocol = "" }, "protocol must be specified"},
 		{"tcp", func(in *elbv2types.CreateTargetGroupInput) { in.Protocol = "TCP" }, "protocol 'TCP' is not supported"},
-		{"no port", func(in *elbv2types.CreateTargetGroupInput) { in.Port = 0 }, "port from 1 to 65535"},
+		{"no port", func(in *elbv2types.CreateTargetGroupInput) { in.Port = nil }, "port must be specified"},
+		{"port 0", func(in *elbv2types.CreateTargetGroupInput) { in.Port = new(int32(0)) }, "from 1 to 65535"},
+		{"health checks off", func(in *elbv2types.CreateTargetGroupInput) { in.HealthCheckEnabled = new(false) }, "cannot be disabled"},
+		{"health checks off for ip", func(in *elbv2types.CreateTargetGroupInput) {
+			in.TargetType, in.HealthCheckEnabled = "ip", new(false)
+		}, "cannot be disabled for target groups with target type 'ip'"},
 		{"bad version", func(in *elbv2types.CreateTargetGroupInput) { in.ProtocolVersion = "HTTP3" }, "HTTP1, HTTP2 or GRPC"},
 		{"tcp health check", func(in *elbv2types.CreateTargetGroupInput) { in.HealthCheckProtocol = "TCP" }, "Health check protocol 'TCP'"},
 		{"timeout not below interval", func(in *elbv2types.CreateTargetGroupInput) {
-			in.HealthCheckIntervalSeconds, in.HealthCheckTimeoutSeconds = 10, 10
+			in.HealthCheckIntervalSeconds, in.HealthCheckTimeoutSeconds = new(int32(10)), new(int32(10))
 		}, "interval must be greater than the timeout"},
-		{"interval", func(in *elbv2types.CreateTargetGroupInput) { in.HealthCheckIntervalSeconds = 301 }, "from 5 to 300"},
-		{"timeout", func(in *elbv2types.CreateTargetGroupInput) { in.HealthCheckTimeoutSeconds = 1 }, "from 2 to 120"},
-		{"healthy", func(in *elbv2types.CreateTargetGroupInput) { in.HealthyThresholdCount = 11 }, "Healthy threshold count"},
-		{"unhealthy", func(in *elbv2types.CreateTargetGroupInput) { in.UnhealthyThresholdCount = 1 }, "Unhealthy threshold count"},
+		{"interval", func(in *elbv2types.CreateTargetGroupInput) { in.HealthCheckIntervalSeconds = new(int32(301)) }, "from 5 to 300"},
+		{"timeout", func(in *elbv2types.CreateTargetGroupInput) { in.HealthCheckTimeoutSeconds = new(int32(1)) }, "from 2 to 120"},
+		{"healthy", func(in *elbv2types.CreateTargetGroupInput) { in.HealthyThresholdCount = new(int32(11)) }, "Healthy threshold count"},
+		{"unhealthy", func(in *elbv2types.CreateTargetGroupInput) { in.UnhealthyThresholdCount = new(int32(1)) }, "Unhealthy threshold count"},
 		{"path", func(in *elbv2types.CreateTargetGroupInput) { in.HealthCheckPath = "health" }, "must begin with '/'"},
 		{"port", func(in *elbv2types.CreateTargetGroupInput) { in.HealthCheckPort = "70000" }, "traffic-port or a port"},
 		{"code 199", func(in *elbv2types.CreateTargetGroupInput) { in.Matcher = &elbv2types.Matcher{HttpCode: "199"} }, "from 200 to 499"},
@@ -110,7 +110,7 @@ func TestCreateTargetGroupIdempotent(t *testing.T) {
 	if a.TargetGroupArn != b.TargetGroupArn {
 		t.Fatalf("same settings made a second target group")
 	}
-	_, err := f.api.CreateTargetGroup(f.ctx, &elbv2types.CreateTargetGroupInput{Name: "app", Protocol: "HTTP", Port: 9090, VpcId: "vpc-1", TargetType: "ip"})
+	_, err := f.api.CreateTargetGroup(f.ctx, &elbv2types.CreateTargetGroupInput{Name: "app", Protocol: "HTTP", Port: new(int32(9090)), VpcId: "vpc-1", TargetType: "ip"})
 	wantErr(t, err, code(elbv2types.NewDuplicateTargetGroupNameException), "same name 'app'")
 }
 
@@ -134,16 +134,16 @@ func TestDescribeTargetGroups(t *testing.T) {
 	if got, _ := names(elbv2types.DescribeTargetGroupsInput{}); !slices.Equal(got, []string{"a", "b", "c"}) {
 		t.Fatalf("all %v", got)
 	}
-	got, next := names(elbv2types.DescribeTargetGroupsInput{PageSize: 2})
-	rest, last := names(elbv2types.DescribeTargetGroupsInput{PageSize: 2, Marker: next})
+	got, next := names(elbv2types.DescribeTargetGroupsInput{PageSize: new(int32(2))})
+	rest, last := names(elbv2types.DescribeTargetGroupsInput{PageSize: new(int32(2)), Marker: next})
 	if !slices.Equal(got, []string{"a", "b"}) || !slices.Equal(rest, []string{"c"}) || next == "" || last != "" {
 		t.Fatalf("pages %v %q %v %q", got, next, rest, last)
 	}
 	if got, _ := names(elbv2types.DescribeTargetGroupsInput{LoadBalancerArn: lb.LoadBalancerArn}); !slices.Equal(got, []string{"b", "c"}) {
 		t.Fatalf("by load balancer %v", got)
 	}
-	got, next = names(elbv2types.DescribeTargetGroupsInput{LoadBalancerArn: lb.LoadBalancerArn, PageSize: 1})
-	rest, _ = names(elbv2types.DescribeTargetGroupsInput{LoadBalancerArn: lb.LoadBalancerArn, PageSize: 1, Marker: next})
+	got, next = names(elbv2types.DescribeTargetGroupsInput{LoadBalancerArn: lb.LoadBalancerArn, PageSize: new(int32(1))})
+	rest, _ = names(elbv2types.DescribeTargetGroupsInput{LoadBalancerArn: lb.LoadBalancerArn, PageSize: new(int32(1)), Marker: next})
 	if !slices.Equal(got, []string{"b"}) || !slices.Equal(rest, []string{"c"}) {
 		t.Fatalf("load balancer pages %v %v", got, rest)
 	}
@@ -165,16 +165,16 @@ func TestModifyTargetGroup(t *testing.T) {
 	f := newFixture(t)
 	tg := f.createTG("app")
 	out := must[*elbv2types.ModifyTargetGroupOutput](t)(f.api.ModifyTargetGroup(f.ctx, &elbv2types.ModifyTargetGroupInput{
-		TargetGroupArn: tg.TargetGroupArn, HealthCheckPath: "/ready", HealthCheckIntervalSeconds: 10, Matcher: &elbv2types.Matcher{HttpCode: "200-399"},
+		TargetGroupArn: tg.TargetGroupArn, HealthCheckPath: "/ready", HealthCheckIntervalSeconds: new(int32(10)), Matcher: &elbv2types.Matcher{HttpCode: "200-399"},
 	})).TargetGroups[0]
-	if out.HealthCheckPath != "/ready" || out.HealthCheckIntervalSeconds != 10 || out.HealthCheckTimeoutSeconds != 5 ||
-		out.Matcher.HttpCode != "200-399" || out.HealthyThresholdCount != 5 || !out.HealthCheckEnabled {
+	if out.HealthCheckPath != "/ready" || *out.HealthCheckIntervalSeconds != 10 || *out.HealthCheckTimeoutSeconds != 5 ||
+		out.Matcher.HttpCode != "200-399" || *out.HealthyThresholdCount != 5 || !*out.HealthCheckEnabled {
 		t.Fatalf("modified %+v", out)
 	}
 	// The timeout must stay below the interval as a whole.
-	_, err := f.api.ModifyTargetGroup(f.ctx, &elbv2types.ModifyTargetGroupInput{TargetGroupArn: tg.TargetGroupArn, HealthCheckTimeoutSeconds: 10})
+	_, err := f.api.ModifyTargetGroup(f.ctx, &elbv2types.ModifyTargetGroupInput{TargetGroupArn: tg.TargetGroupArn, HealthCheckTimeoutSeconds: new(int32(10))})
 	wantErr(t, err, validationError, "greater than the timeout")
-	if got := f.describeTG(tg.TargetGroupArn); got.HealthCheckTimeoutSeconds != 5 || got.HealthCheckPath != "/ready" {
+	if got := f.describeTG(tg.TargetGroupArn); *got.HealthCheckTimeoutSeconds != 5 || got.HealthCheckPath != "/ready" {
 		t.Fatalf("after a refused change %+v", got)
 	}
 	_, err = f.api.ModifyTargetGroup(f.ctx, &elbv2types.ModifyTargetGroupInput{TargetGroupArn: arnBase + "targetgroup/app/0000000000000000"})
@@ -250,7 +250,7 @@ func TestDeleteTargetGroup(t *testing.T) {
 	f := newFixture(t)
 	tg := f.createTG("app")
 	other := f.createTG("other")
-	f.register(tg.TargetGroupArn, elbv2types.TargetDescription{Id: "10.0.0.1"}, elbv2types.TargetDescription{Id: "10.0.0.2", Port: 9000})
+	f.register(tg.TargetGroupArn, elbv2types.TargetDescription{Id: "10.0.0.1"}, elbv2types.TargetDescription{Id: "10.0.0.2", Port: new(int32(9000))})
 	lb := f.createLB("web")
 	l := f.createListener(lb.LoadBalancerArn, 80, forward(other.TargetGroupArn))
 	r := f.createRule(l.ListenerArn, 5, pathIs("/x"), forward(tg.TargetGroupArn))

@@ -5,6 +5,7 @@ import (
 	"net/netip"
 	"strconv"
 
+	"github.com/berthdev/berth/internal/awsmodel"
 	"github.com/berthdev/berth/internal/awsmodel/elbv2types"
 	"github.com/berthdev/berth/internal/state"
 	"github.com/berthdev/berth/internal/store"
@@ -49,15 +50,16 @@ func (s *Service) targetAddress(tx store.ReadTx, tg *state.TargetGroup, t elbv2t
 	return addr, nil
 }
 
-// port is the port of a registration: its own, or the group's.
+// port is the port of a registration: its own, or the group's when it
+// gives none.
 func port(tg *state.TargetGroup, t elbv2types.TargetDescription) (int32, error) {
-	if t.Port == 0 {
-		return tg.Port, nil
+	if t.Port == nil {
+		return awsmodel.Value(tg.Port), nil
 	}
-	if t.Port < 1 || t.Port > 65535 {
-		return 0, validation("Target port %d is not valid: it must be from 1 to 65535", t.Port)
+	if p := *t.Port; p < 1 || p > 65535 {
+		return 0, validation("Target port %d is not valid: it must be from 1 to 65535", p)
 	}
-	return t.Port, nil
+	return *t.Port, nil
 }
 
 // RegisterTargets registers targets in a target group. A target starts
@@ -93,7 +95,7 @@ func (s *Service) RegisterTargets(ctx context.Context, in *elbv2types.RegisterTa
 			}
 			created, err := state.RegisterTarget(tx, tg.ID, &state.Target{
 				TargetGroupArn: tg.TargetGroupArn,
-				Target:         elbv2types.TargetDescription{Id: id, Port: p, AvailabilityZone: t.AvailabilityZone},
+				Target:         elbv2types.TargetDescription{Id: id, Port: new(p), AvailabilityZone: t.AvailabilityZone},
 				Address:        addr,
 			}, s.now())
 			if err != nil {
@@ -186,7 +188,7 @@ func (s *Service) DescribeTargetHealth(ctx context.Context, in *elbv2types.Descr
 		describe := func(t *state.Target) {
 			d := elbv2types.TargetHealthDescription{
 				Target:          &elbv2types.TargetDescription{Id: t.Target.Id, Port: t.Target.Port, AvailabilityZone: t.Target.AvailabilityZone},
-				HealthCheckPort: healthCheckPort(tg, t.Target.Port),
+				HealthCheckPort: healthCheckPort(tg, awsmodel.Value(t.Target.Port)),
 			}
 			h := t.Health
 			if h.State == elbv2types.TargetHealthStateEnumHealthy {
@@ -213,18 +215,18 @@ func (s *Service) DescribeTargetHealth(ctx context.Context, in *elbv2types.Descr
 			id := canonicalID(tg, want.Id)
 			matched := false
 			for _, t := range live {
-				if t.Target.Id == id && (want.Port == 0 || want.Port == t.Target.Port) {
+				if t.Target.Id == id && (want.Port == nil || *want.Port == awsmodel.Value(t.Target.Port)) {
 					describe(t)
 					matched = true
 				}
 			}
 			if !matched {
 				p := want.Port
-				if p == 0 {
+				if p == nil {
 					p = tg.Port
 				}
 				describe(&state.Target{
-					Target: elbv2types.TargetDescription{Id: want.Id, Port: p, AvailabilityZone: want.AvailabilityZone},
+					Target: elbv2types.TargetDescription{Id: want.Id, Port: new(awsmodel.Value(p)), AvailabilityZone: want.AvailabilityZone},
 					Health: elbv2types.TargetHealth{State: elbv2types.TargetHealthStateEnumUnused, Reason: elbv2types.TargetHealthReasonEnumTargetNotRegistered, Description: state.DescNotRegistered},
 				})
 			}

@@ -19,8 +19,12 @@ import (
 func TestTargetLifecycle(t *testing.T) {
 	f := newFixture(t)
 	tg := f.createTG("app")
+	// ip is a registration on port, or on the group's port for 0.
 	ip := func(id string, port int32) elbv2types.TargetDescription {
-		return elbv2types.TargetDescription{Id: id, Port: port}
+		if port == 0 {
+			return elbv2types.TargetDescription{Id: id}
+		}
+		return elbv2types.TargetDescription{Id: id, Port: new(port)}
 	}
 	f.register(tg.TargetGroupArn, ip("10.0.0.1", 0), ip("172.17.0.2", 32768), ip("127.0.0.1", 0))
 	want := func(step, text string) {
@@ -146,7 +150,8 @@ func TestRegisterTargetsErrors(t *testing.T) {
 		{"not an ip", ipTG.TargetGroupArn, elbv2types.TargetDescription{Id: "web-1"}, code(elbv2types.NewInvalidTargetException), "not a valid IP address"},
 		{"v6 in v4 group", ipTG.TargetGroupArn, elbv2types.TargetDescription{Id: "fd00::1"}, code(elbv2types.NewInvalidTargetException), "IP address type"},
 		{"v4 in v6 group", v6.TargetGroupArn, elbv2types.TargetDescription{Id: "10.0.0.1"}, code(elbv2types.NewInvalidTargetException), "IP address type"},
-		{"port", ipTG.TargetGroupArn, elbv2types.TargetDescription{Id: "10.0.0.1", Port: 70000}, validationError, "from 1 to 65535"},
+		{"port", ipTG.TargetGroupArn, elbv2types.TargetDescription{Id: "10.0.0.1", Port: new(int32(70000))}, validationError, "from 1 to 65535"},
+		{"port 0", ipTG.TargetGroupArn, elbv2types.TargetDescription{Id: "10.0.0.1", Port: new(int32(0))}, validationError, "from 1 to 65535"},
 		{"unknown instance", inst.TargetGroupArn, elbv2types.TargetDescription{Id: "i-0123456789abcdef0"}, code(elbv2types.NewInvalidTargetException), "not valid instances"},
 		{"instance zone", inst.TargetGroupArn, elbv2types.TargetDescription{Id: "i-0123456789abcdef0", AvailabilityZone: "us-east-1a"}, validationError, "Availability Zone"},
 		{"quic", ipTG.TargetGroupArn, elbv2types.TargetDescription{Id: "10.0.0.1", QuicServerId: "0x1234567890abcdef"}, validationError, "QUIC"},
@@ -201,7 +206,7 @@ func TestInstanceTargets(t *testing.T) {
 	tg := f.createTG("inst", func(in *elbv2types.CreateTargetGroupInput) { in.TargetType = "instance" })
 	local := f.putInstance("default", "0123456789abcdef0123456789abcdef")
 	remote := f.putInstance("prod", "fedcba98765432100123456789abcdef", ecstypes.Attribute{Name: state.HostAddressAttribute, Value: "192.168.1.20"})
-	f.register(tg.TargetGroupArn, elbv2types.TargetDescription{Id: local, Port: 32768}, elbv2types.TargetDescription{Id: remote, Port: 32769})
+	f.register(tg.TargetGroupArn, elbv2types.TargetDescription{Id: local, Port: new(int32(32768))}, elbv2types.TargetDescription{Id: remote, Port: new(int32(32769))})
 	res, _ := arns.ParseELB(tg.TargetGroupArn)
 	err := f.st.View(f.ctx, func(tx store.ReadTx) error {
 		for id, want := range map[string]string{local: "127.0.0.1", remote: "192.168.1.20"} {
@@ -226,8 +231,8 @@ func TestInstanceTargets(t *testing.T) {
 func TestDescribeTargetHealthNamed(t *testing.T) {
 	f := newFixture(t)
 	tg := f.createTG("app", func(in *elbv2types.CreateTargetGroupInput) { in.HealthCheckPort = "9000" })
-	f.register(tg.TargetGroupArn, elbv2types.TargetDescription{Id: "10.0.0.1"}, elbv2types.TargetDescription{Id: "10.0.0.1", Port: 81})
-	got := f.health(tg.TargetGroupArn, elbv2types.TargetDescription{Id: "10.0.0.1"}, elbv2types.TargetDescription{Id: "10.0.0.9", Port: 90})
+	f.register(tg.TargetGroupArn, elbv2types.TargetDescription{Id: "10.0.0.1"}, elbv2types.TargetDescription{Id: "10.0.0.1", Port: new(int32(81))})
+	got := f.health(tg.TargetGroupArn, elbv2types.TargetDescription{Id: "10.0.0.1"}, elbv2types.TargetDescription{Id: "10.0.0.9", Port: new(int32(90))})
 	if text := healthText(got); text != "10.0.0.1:8080 unused Target.NotInUse, 10.0.0.1:81 unused Target.NotInUse, 10.0.0.9:90 unused Target.NotRegistered" {
 		t.Fatalf("%s", text)
 	}

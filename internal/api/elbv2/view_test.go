@@ -37,7 +37,7 @@ func TestReadLoadBalancer(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if v.LoadBalancer.Address != "127.0.1.1" || len(v.Listeners) != 2 || v.Listeners[0].Listener.Port != 8 || v.Listeners[1].Listener.Port != 80 {
+	if v.LoadBalancer.Address != "127.0.1.1" || len(v.Listeners) != 2 || *v.Listeners[0].Listener.Port != 8 || *v.Listeners[1].Listener.Port != 80 {
 		t.Fatalf("view %+v", v)
 	}
 	var prios []string

@@ -19,7 +19,7 @@ type Action struct {
 	// [HTTPS listeners] Information for using Amazon Cognito to authenticate users.
 	AuthenticateCognitoConfig *AuthenticateCognitoActionConfig `json:"AuthenticateCognitoConfig,omitempty"`
 	// The order for the action.
-	Order int32 `json:"Order"`
+	Order *int32 `json:"Order,omitempty"`
 	// [Application Load Balancer] Information for creating a redirect action.
 	RedirectConfig *RedirectActionConfig `json:"RedirectConfig,omitempty"`
 	// [Application Load Balancer] Information for creating an action that returns a custom HTTP response.
@@ -119,7 +119,7 @@ type AuthenticateCognitoActionConfig struct {
 	// The set of user claims to be requested from the IdP.
 	Scope string `json:"Scope,omitempty"`
 	// The maximum duration of the authentication session, in seconds.
-	SessionTimeout int64 `json:"SessionTimeout"`
+	SessionTimeout *int64 `json:"SessionTimeout,omitempty"`
 	// The query parameters (up to 10) to include in the redirect request to the authorization endpoint.
 	AuthenticationRequestExtraParams map[string]string `json:"AuthenticationRequestExtraParams,omitzero"`
 	// The behavior if the user is not authenticated.
@@ -145,13 +145,13 @@ type AuthenticateOidcActionConfig struct {
 	// The set of user claims to be requested from the IdP.
 	Scope string `json:"Scope,omitempty"`
 	// The maximum duration of the authentication session, in seconds.
-	SessionTimeout int64 `json:"SessionTimeout"`
+	SessionTimeout *int64 `json:"SessionTimeout,omitempty"`
 	// The query parameters (up to 10) to include in the redirect request to the authorization endpoint.
 	AuthenticationRequestExtraParams map[string]string `json:"AuthenticationRequestExtraParams,omitzero"`
 	// The behavior if the user is not authenticated.
 	OnUnauthenticatedRequest AuthenticateOidcActionConditionalBehaviorEnum `json:"OnUnauthenticatedRequest,omitempty"`
 	// Indicates whether to use the existing client secret when modifying a rule.
-	UseExistingClientSecret bool `json:"UseExistingClientSecret"`
+	UseExistingClientSecret *bool `json:"UseExistingClientSecret,omitempty"`
 }
 
 // AvailabilityZone is the Elastic Load Balancing v2 AvailabilityZone shape: Information about an Availability Zone.
@@ -181,7 +181,7 @@ type Certificate struct {
 	// The Amazon Resource Name (ARN) of the certificate.
 	CertificateArn string `json:"CertificateArn,omitempty"`
 	// Indicates whether the certificate is the default certificate.
-	IsDefault bool `json:"IsDefault"`
+	IsDefault *bool `json:"IsDefault,omitempty"`
 }
 
 // Cipher is the Elastic Load Balancing v2 Cipher shape: Information about a cipher used in a policy.
@@ -189,7 +189,7 @@ type Cipher struct {
 	// The name of the cipher.
 	Name string `json:"Name,omitempty"`
 	// The priority of the cipher.
-	Priority int32 `json:"Priority"`
+	Priority *int32 `json:"Priority,omitempty"`
 }
 
 // CreateListenerInput is the Elastic Load Balancing v2 CreateListenerInput shape.
@@ -199,7 +199,7 @@ type CreateListenerInput struct {
 	// The protocol for connections from clients to the load balancer.
 	Protocol ProtocolEnum `json:"Protocol,omitempty"`
 	// The port on which the load balancer is listening.
-	Port int32 `json:"Port"`
+	Port *int32 `json:"Port,omitempty"`
 	// [HTTPS and TLS listeners] The security policy that defines which protocols and ciphers are supported.
 	SslPolicy string `json:"SslPolicy,omitempty"`
 	// [HTTPS and TLS listeners] The default certificate for the listener.
@@ -273,7 +273,7 @@ type CreateRuleInput struct {
 	// The conditions.
 	Conditions []RuleCondition `json:"Conditions,omitzero"`
 	// The rule priority.
-	Priority int32 `json:"Priority"`
+	Priority *int32 `json:"Priority,omitempty"`
 	// The actions.
 	Actions []Action `json:"Actions,omitzero"`
 	// The tags to assign to the rule.
@@ -304,7 +304,7 @@ type CreateTargetGroupInput struct {
 	// [HTTP/HTTPS protocol] The protocol version.
 	ProtocolVersion string `json:"ProtocolVersion,omitempty"`
 	// The port on which the targets receive traffic.
-	Port int32 `json:"Port"`
+	Port *int32 `json:"Port,omitempty"`
 	// The identifier of the virtual private cloud (VPC).
 	VpcId string `json:"VpcId,omitempty"`
 	// The protocol the load balancer uses when performing health checks on targets.
@@ -312,17 +312,17 @@ type CreateTargetGroupInput struct {
 	// The port the load balancer uses when performing health checks on targets.
 	HealthCheckPort string `json:"HealthCheckPort,omitempty"`
 	// Indicates whether health checks are enabled.
-	HealthCheckEnabled bool `json:"HealthCheckEnabled"`
+	HealthCheckEnabled *bool `json:"HealthCheckEnabled,omitempty"`
 	// [HTTP/HTTPS health checks] The destination for health checks on the targets.
 	HealthCheckPath string `json:"HealthCheckPath,omitempty"`
 	// The approximate amount of time, in seconds, between health checks of an individual target.
-	HealthCheckIntervalSeconds int32 `json:"HealthCheckIntervalSeconds"`
+	HealthCheckIntervalSeconds *int32 `json:"HealthCheckIntervalSeconds,omitempty"`
 	// The amount of time, in seconds, during which no response from a target means a failed health check.
-	HealthCheckTimeoutSeconds int32 `json:"HealthCheckTimeoutSeconds"`
+	HealthCheckTimeoutSeconds *int32 `json:"HealthCheckTimeoutSeconds,omitempty"`
 	// The number of consecutive health check successes required before considering a target healthy.
-	HealthyThresholdCount int32 `json:"HealthyThresholdCount"`
+	HealthyThresholdCount *int32 `json:"HealthyThresholdCount,omitempty"`
 	// The number of consecutive health check failures required before considering a target unhealthy.
-	UnhealthyThresholdCount int32 `json:"UnhealthyThresholdCount"`
+	UnhealthyThresholdCount *int32 `json:"UnhealthyThresholdCount,omitempty"`
 	// [HTTP/HTTPS health checks] The HTTP or gRPC codes to use when checking for a successful response from a target.
 	Matcher *Matcher `json:"Matcher,omitempty"`
 	// The type of target that you must specify when registering targets with this target group.
@@ -332,7 +332,7 @@ type CreateTargetGroupInput struct {
 	// The IP address type.
 	IpAddressType TargetGroupIpAddressTypeEnum `json:"IpAddressType,omitempty"`
 	// The port on which the target control agent and application load balancer exchange management traffic for the target optimizer feature.
-	TargetControlPort int32 `json:"TargetControlPort"`
+	TargetControlPort *int32 `json:"TargetControlPort,omitempty"`
 }
 
 // CreateTargetGroupOutput is the Elastic Load Balancing v2 CreateTargetGroupOutput shape.
@@ -482,7 +482,7 @@ type DescribeAccountLimitsInput struct {
 	// The marker for the next set of results.
 	Marker string `json:"Marker,omitempty"`
 	// The maximum number of results to return with this call.
-	PageSize int32 `json:"PageSize"`
+	PageSize *int32 `json:"PageSize,omitempty"`
 }
 
 // DescribeAccountLimitsOutput is the Elastic Load Balancing v2 DescribeAccountLimitsOutput shape.
@@ -511,7 +511,7 @@ type DescribeCapacityReservationOutput struct {
 	// The last time the capacity reservation was modified.
 	LastModifiedTime *awsmodel.Time `json:"LastModifiedTime,omitempty"`
 	// The amount of daily capacity decreases remaining.
-	DecreaseRequestsRemaining int32 `json:"DecreaseRequestsRemaining"`
+	DecreaseRequestsRemaining *int32 `json:"DecreaseRequestsRemaining,omitempty"`
 	// The requested minimum capacity reservation for the load balancer
 	MinimumLoadBalancerCapacity *MinimumLoadBalancerCapacity `json:"MinimumLoadBalancerCapacity,omitempty"`
 	// The state of the capacity reservation.
@@ -551,7 +551,7 @@ type DescribeListenerCertificatesInput struct {
 	// The marker for the next set of results.
 	Marker string `json:"Marker,omitempty"`
 	// The maximum number of results to return with this call.
-	PageSize int32 `json:"PageSize"`
+	PageSize *int32 `json:"PageSize,omitempty"`
 }
 
 // DescribeListenerCertificatesOutput is the Elastic Load Balancing v2 DescribeListenerCertificatesOutput shape.
@@ -578,7 +578,7 @@ type DescribeListenersInput struct {
 	// The marker for the next set of results.
 	Marker string `json:"Marker,omitempty"`
 	// The maximum number of results to return with this call.
-	PageSize int32 `json:"PageSize"`
+	PageSize *int32 `json:"PageSize,omitempty"`
 }
 
 // DescribeListenersOutput is the Elastic Load Balancing v2 DescribeListenersOutput shape.
@@ -624,7 +624,7 @@ type DescribeLoadBalancersInput struct {
 	// The marker for the next set of results.
 	Marker string `json:"Marker,omitempty"`
 	// The maximum number of results to return with this call.
-	PageSize int32 `json:"PageSize"`
+	PageSize *int32 `json:"PageSize,omitempty"`
 }
 
 // DescribeLoadBalancersOutput is the Elastic Load Balancing v2 DescribeLoadBalancersOutput shape.
@@ -651,7 +651,7 @@ type DescribeRulesInput struct {
 	// The marker for the next set of results.
 	Marker string `json:"Marker,omitempty"`
 	// The maximum number of results to return with this call.
-	PageSize int32 `json:"PageSize"`
+	PageSize *int32 `json:"PageSize,omitempty"`
 }
 
 // DescribeRulesOutput is the Elastic Load Balancing v2 DescribeRulesOutput shape.
@@ -676,7 +676,7 @@ type DescribeSSLPoliciesInput struct {
 	// The marker for the next set of results.
 	Marker string `json:"Marker,omitempty"`
 	// The maximum number of results to return with this call.
-	PageSize int32 `json:"PageSize"`
+	PageSize *int32 `json:"PageSize,omitempty"`
 	// The type of load balancer.
 	LoadBalancerType LoadBalancerTypeEnum `json:"LoadBalancerType,omitempty"`
 }
@@ -745,7 +745,7 @@ type DescribeTargetGroupsInput struct {
 	// The marker for the next set of results.
 	Marker string `json:"Marker,omitempty"`
 	// The maximum number of results to return with this call.
-	PageSize int32 `json:"PageSize"`
+	PageSize *int32 `json:"PageSize,omitempty"`
 }
 
 // DescribeTargetGroupsOutput is the Elastic Load Balancing v2 DescribeTargetGroupsOutput shape.
@@ -793,7 +793,7 @@ type DescribeTrustStoreAssociationsInput struct {
 	// The marker for the next set of results.
 	Marker string `json:"Marker,omitempty"`
 	// The maximum number of results to return with this call.
-	PageSize int32 `json:"PageSize"`
+	PageSize *int32 `json:"PageSize,omitempty"`
 }
 
 // DescribeTrustStoreAssociationsOutput is the Elastic Load Balancing v2 DescribeTrustStoreAssociationsOutput shape.
@@ -816,11 +816,11 @@ type DescribeTrustStoreRevocation struct {
 	// The Amazon Resource Name (ARN) of the trust store.
 	TrustStoreArn string `json:"TrustStoreArn,omitempty"`
 	// The revocation ID of a revocation file in use.
-	RevocationId int64 `json:"RevocationId"`
+	RevocationId *int64 `json:"RevocationId,omitempty"`
 	// The type of revocation file.
 	RevocationType RevocationType `json:"RevocationType,omitempty"`
 	// The number of revoked certificates.
-	NumberOfRevokedEntries int64 `json:"NumberOfRevokedEntries"`
+	NumberOfRevokedEntries *int64 `json:"NumberOfRevokedEntries,omitempty"`
 }
 
 // DescribeTrustStoreRevocationsInput is the Elastic Load Balancing v2 DescribeTrustStoreRevocationsInput shape.
@@ -832,7 +832,7 @@ type DescribeTrustStoreRevocationsInput struct {
 	// The marker for the next set of results.
 	Marker string `json:"Marker,omitempty"`
 	// The maximum number of results to return with this call.
-	PageSize int32 `json:"PageSize"`
+	PageSize *int32 `json:"PageSize,omitempty"`
 }
 
 // DescribeTrustStoreRevocationsOutput is the Elastic Load Balancing v2 DescribeTrustStoreRevocationsOutput shape.
@@ -859,7 +859,7 @@ type DescribeTrustStoresInput struct {
 	// The marker for the next set of results.
 	Marker string `json:"Marker,omitempty"`
 	// The maximum number of results to return with this call.
-	PageSize int32 `json:"PageSize"`
+	PageSize *int32 `json:"PageSize,omitempty"`
 }
 
 // DescribeTrustStoresOutput is the Elastic Load Balancing v2 DescribeTrustStoresOutput shape.
@@ -932,7 +932,7 @@ type GetTrustStoreRevocationContentInput struct {
 	// The Amazon Resource Name (ARN) of the trust store.
 	TrustStoreArn string `json:"TrustStoreArn,omitempty"`
 	// The revocation ID of the revocation file.
-	RevocationId int64 `json:"RevocationId"`
+	RevocationId *int64 `json:"RevocationId,omitempty"`
 }
 
 // GetTrustStoreRevocationContentOutput is the Elastic Load Balancing v2 GetTrustStoreRevocationContentOutput shape.
@@ -1016,7 +1016,7 @@ type Listener struct {
 	// The Amazon Resource Name (ARN) of the load balancer.
 	LoadBalancerArn string `json:"LoadBalancerArn,omitempty"`
 	// The port on which the load balancer is listening.
-	Port int32 `json:"Port"`
+	Port *int32 `json:"Port,omitempty"`
 	// The protocol for connections from clients to the load balancer.
 	Protocol ProtocolEnum `json:"Protocol,omitempty"`
 	// [HTTPS or TLS listener] The default certificate for the listener.
@@ -1114,7 +1114,7 @@ type Matcher struct {
 // MinimumLoadBalancerCapacity is the Elastic Load Balancing v2 MinimumLoadBalancerCapacity shape: The minimum capacity for a load balancer.
 type MinimumLoadBalancerCapacity struct {
 	// The number of capacity units.
-	CapacityUnits int32 `json:"CapacityUnits"`
+	CapacityUnits *int32 `json:"CapacityUnits,omitempty"`
 }
 
 // ModifyCapacityReservationInput is the Elastic Load Balancing v2 ModifyCapacityReservationInput shape.
@@ -1124,7 +1124,7 @@ type ModifyCapacityReservationInput struct {
 	// The minimum load balancer capacity reserved.
 	MinimumLoadBalancerCapacity *MinimumLoadBalancerCapacity `json:"MinimumLoadBalancerCapacity,omitempty"`
 	// Resets the capacity reservation.
-	ResetCapacityReservation bool `json:"ResetCapacityReservation"`
+	ResetCapacityReservation *bool `json:"ResetCapacityReservation,omitempty"`
 }
 
 // ModifyCapacityReservationOutput is the Elastic Load Balancing v2 ModifyCapacityReservationOutput shape.
@@ -1132,7 +1132,7 @@ type ModifyCapacityReservationOutput struct {
 	// The last time the capacity reservation was modified.
 	LastModifiedTime *awsmodel.Time `json:"LastModifiedTime,omitempty"`
 	// The amount of daily capacity decreases remaining.
-	DecreaseRequestsRemaining int32 `json:"DecreaseRequestsRemaining"`
+	DecreaseRequestsRemaining *int32 `json:"DecreaseRequestsRemaining,omitempty"`
 	// The requested minimum capacity reservation for the load balancer
 	MinimumLoadBalancerCapacity *MinimumLoadBalancerCapacity `json:"MinimumLoadBalancerCapacity,omitempty"`
 	// The state of the capacity reservation.
@@ -1192,7 +1192,7 @@ type ModifyListenerInput struct {
 	// The Amazon Resource Name (ARN) of the listener.
 	ListenerArn string `json:"ListenerArn,omitempty"`
 	// The port for connections from clients to the load balancer.
-	Port int32 `json:"Port"`
+	Port *int32 `json:"Port,omitempty"`
 	// The protocol for connections from clients to the load balancer.
 	Protocol ProtocolEnum `json:"Protocol,omitempty"`
 	// [HTTPS and TLS listeners] The security policy that defines which protocols and ciphers are supported.
@@ -1252,7 +1252,7 @@ type ModifyRuleInput struct {
 	// The transforms to apply to requests that match this rule.
 	Transforms []RuleTransform `json:"Transforms,omitzero"`
 	// Indicates whether to remove all transforms from the rule.
-	ResetTransforms bool `json:"ResetTransforms"`
+	ResetTransforms *bool `json:"ResetTransforms,omitempty"`
 }
 
 // ModifyRuleOutput is the Elastic Load Balancing v2 ModifyRuleOutput shape.
@@ -1300,15 +1300,15 @@ type ModifyTargetGroupInput struct {
 	// [HTTP/HTTPS health checks] The destination for health checks on the targets.
 	HealthCheckPath string `json:"HealthCheckPath,omitempty"`
 	// Indicates whether health checks are enabled.
-	HealthCheckEnabled bool `json:"HealthCheckEnabled"`
+	HealthCheckEnabled *bool `json:"HealthCheckEnabled,omitempty"`
 	// The approximate amount of time, in seconds, between health checks of an individual target.
-	HealthCheckIntervalSeconds int32 `json:"HealthCheckIntervalSeconds"`
+	HealthCheckIntervalSeconds *int32 `json:"HealthCheckIntervalSeconds,omitempty"`
 	// [HTTP/HTTPS health checks] The amount of time, in seconds, during which no response means a failed health check.
-	HealthCheckTimeoutSeconds int32 `json:"HealthCheckTimeoutSeconds"`
+	HealthCheckTimeoutSeconds *int32 `json:"HealthCheckTimeoutSeconds,omitempty"`
 	// The number of consecutive health checks successes required before considering an unhealthy target healthy.
-	HealthyThresholdCount int32 `json:"HealthyThresholdCount"`
+	HealthyThresholdCount *int32 `json:"HealthyThresholdCount,omitempty"`
 	// The number of consecutive health check failures required before considering the target unhealthy.
-	UnhealthyThresholdCount int32 `json:"UnhealthyThresholdCount"`
+	UnhealthyThresholdCount *int32 `json:"UnhealthyThresholdCount,omitempty"`
 	// [HTTP/HTTPS health checks] The HTTP or gRPC codes to use when checking for a successful response from a target.
 	Matcher *Matcher `json:"Matcher,omitempty"`
 }
@@ -1358,7 +1358,7 @@ type MutualAuthenticationAttributes struct {
 	// The Amazon Resource Name (ARN) of the trust store.
 	TrustStoreArn string `json:"TrustStoreArn,omitempty"`
 	// Indicates whether expired client certificates are ignored.
-	IgnoreClientCertificateExpiry bool `json:"IgnoreClientCertificateExpiry"`
+	IgnoreClientCertificateExpiry *bool `json:"IgnoreClientCertificateExpiry,omitempty"`
 	// Indicates a shared trust stores association status.
 	TrustStoreAssociationStatus TrustStoreAssociationStatusEnum `json:"TrustStoreAssociationStatus,omitempty"`
 	// Indicates whether trust store CA certificate names are advertised.
@@ -1498,7 +1498,7 @@ type Rule struct {
 	// The actions.
 	Actions []Action `json:"Actions,omitzero"`
 	// Indicates whether this is the default rule.
-	IsDefault bool `json:"IsDefault"`
+	IsDefault *bool `json:"IsDefault,omitempty"`
 	// The transforms for the rule.
 	Transforms []RuleTransform `json:"Transforms,omitzero"`
 }
@@ -1530,7 +1530,7 @@ type RulePriorityPair struct {
 	// The Amazon Resource Name (ARN) of the rule.
 	RuleArn string `json:"RuleArn,omitempty"`
 	// The rule priority.
-	Priority int32 `json:"Priority"`
+	Priority *int32 `json:"Priority,omitempty"`
 }
 
 // RuleTransform is the Elastic Load Balancing v2 RuleTransform shape: Information about a transform to apply to requests that match a rule.
@@ -1691,7 +1691,7 @@ type TargetDescription struct {
 	// The ID of the target.
 	Id string `json:"Id,omitempty"`
 	// The port on which the target is listening.
-	Port int32 `json:"Port"`
+	Port *int32 `json:"Port,omitempty"`
 	// An Availability Zone or all .
 	AvailabilityZone string `json:"AvailabilityZone,omitempty"`
 	// The server ID for the targets.
@@ -1707,7 +1707,7 @@ type TargetGroup struct {
 	// The protocol to use for routing traffic to the targets.
 	Protocol ProtocolEnum `json:"Protocol,omitempty"`
 	// The port on which the targets are listening.
-	Port int32 `json:"Port"`
+	Port *int32 `json:"Port,omitempty"`
 	// The ID of the VPC for the targets.
 	VpcId string `json:"VpcId,omitempty"`
 	// The protocol to use to connect with the target.
@@ -1715,15 +1715,15 @@ type TargetGroup struct {
 	// The port to use to connect with the target.
 	HealthCheckPort string `json:"HealthCheckPort,omitempty"`
 	// Indicates whether health checks are enabled.
-	HealthCheckEnabled bool `json:"HealthCheckEnabled"`
+	HealthCheckEnabled *bool `json:"HealthCheckEnabled,omitempty"`
 	// The approximate amount of time, in seconds, between health checks of an individual target.
-	HealthCheckIntervalSeconds int32 `json:"HealthCheckIntervalSeconds"`
+	HealthCheckIntervalSeconds *int32 `json:"HealthCheckIntervalSeconds,omitempty"`
 	// The amount of time, in seconds, during which no response means a failed health check.
-	HealthCheckTimeoutSeconds int32 `json:"HealthCheckTimeoutSeconds"`
+	HealthCheckTimeoutSeconds *int32 `json:"HealthCheckTimeoutSeconds,omitempty"`
 	// The number of consecutive health checks successes required before considering an unhealthy target healthy.
-	HealthyThresholdCount int32 `json:"HealthyThresholdCount"`
+	HealthyThresholdCount *int32 `json:"HealthyThresholdCount,omitempty"`
 	// The number of consecutive health check failures required before considering the target unhealthy.
-	UnhealthyThresholdCount int32 `json:"UnhealthyThresholdCount"`
+	UnhealthyThresholdCount *int32 `json:"UnhealthyThresholdCount,omitempty"`
 	// The destination for health checks on the targets.
 	HealthCheckPath string `json:"HealthCheckPath,omitempty"`
 	// The HTTP or gRPC codes to use when checking for a successful response from a target.
@@ -1737,7 +1737,7 @@ type TargetGroup struct {
 	// The IP address type.
 	IpAddressType TargetGroupIpAddressTypeEnum `json:"IpAddressType,omitempty"`
 	// The port on which the target control agent and application load balancer exchange management traffic for the target optimizer feature.
-	TargetControlPort int32 `json:"TargetControlPort"`
+	TargetControlPort *int32 `json:"TargetControlPort,omitempty"`
 }
 
 // TargetGroupAttribute is the Elastic Load Balancing v2 TargetGroupAttribute shape: Information about a target group attribute.
@@ -1751,9 +1751,9 @@ type TargetGroupAttribute struct {
 // TargetGroupStickinessConfig is the Elastic Load Balancing v2 TargetGroupStickinessConfig shape: Information about the target group stickiness for a rule.
 type TargetGroupStickinessConfig struct {
 	// Indicates whether target group stickiness is enabled.
-	Enabled bool `json:"Enabled"`
+	Enabled *bool `json:"Enabled,omitempty"`
 	// [Application Load Balancers] The time period, in seconds, during which requests from a client should be routed to the same target group.
-	DurationSeconds int32 `json:"DurationSeconds"`
+	DurationSeconds *int32 `json:"DurationSeconds,omitempty"`
 }
 
 // TargetGroupTuple is the Elastic Load Balancing v2 TargetGroupTuple shape: Information about how traffic will be distributed between multiple target groups in a forward rule.
@@ -1761,7 +1761,7 @@ type TargetGroupTuple struct {
 	// The Amazon Resource Name (ARN) of the target group.
 	TargetGroupArn string `json:"TargetGroupArn,omitempty"`
 	// The weight.
-	Weight int32 `json:"Weight"`
+	Weight *int32 `json:"Weight,omitempty"`
 }
 
 // TargetHealth is the Elastic Load Balancing v2 TargetHealth shape: Information about the current health of a target.
@@ -1797,9 +1797,9 @@ type TrustStore struct {
 	// The current status of the trust store.
 	Status TrustStoreStatus `json:"Status,omitempty"`
 	// The number of ca certificates in the trust store.
-	NumberOfCaCertificates int32 `json:"NumberOfCaCertificates"`
+	NumberOfCaCertificates *int32 `json:"NumberOfCaCertificates,omitempty"`
 	// The number of revoked certificates in the trust store.
-	TotalRevokedEntries int64 `json:"TotalRevokedEntries"`
+	TotalRevokedEntries *int64 `json:"TotalRevokedEntries,omitempty"`
 }
 
 // TrustStoreAssociation is the Elastic Load Balancing v2 TrustStoreAssociation shape: Information about the resources a trust store is associated with.
@@ -1813,11 +1813,11 @@ type TrustStoreRevocation struct {
 	// The Amazon Resource Name (ARN) of the trust store.
 	TrustStoreArn string `json:"TrustStoreArn,omitempty"`
 	// The revocation ID of the revocation file.
-	RevocationId int64 `json:"RevocationId"`
+	RevocationId *int64 `json:"RevocationId,omitempty"`
 	// The type of revocation file.
 	RevocationType RevocationType `json:"RevocationType,omitempty"`
 	// The number of revoked certificates.
-	NumberOfRevokedEntries int64 `json:"NumberOfRevokedEntries"`
+	NumberOfRevokedEntries *int64 `json:"NumberOfRevokedEntries,omitempty"`
 }
 
 // UrlRewriteConfig is the Elastic Load Balancing v2 UrlRewriteConfig shape: Information about a URL rewrite transform.
@@ -1833,5 +1833,5 @@ type ZonalCapacityReservationState struct {
 	// Information about the Availability Zone.
 	AvailabilityZone string `json:"AvailabilityZone,omitempty"`
 	// The number of effective capacity units.
-	EffectiveCapacityUnits float64 `json:"EffectiveCapacityUnits"`
+	EffectiveCapacityUnits *float64 `json:"EffectiveCapacityUnits,omitempty"`
 }

@@ -38,7 +38,9 @@ func (s *Action) Validate(v *awsmodel.Validator) {
 		s.AuthenticateCognitoConfig.Validate(v)
 		v.Leave()
 	}
-	v.Range("Order", float64(s.Order), 1, 50000, true, true)
+	if s.Order != nil {
+		v.Range("Order", float64(*s.Order), 1, 50000, true, true)
+	}
 	if s.RedirectConfig != nil {
 		v.Enter("RedirectConfig")
 		s.RedirectConfig.Validate(v)
@@ -183,7 +185,9 @@ func (s *CreateListenerInput) Validate(v *awsmodel.Validator) {
 		v.Required("LoadBalancerArn")
 	}
 	v.Enum("Protocol", string(s.Protocol), ProtocolEnumValues)
-	v.Range("Port", float64(s.Port), 1, 65535, true, true)
+	if s.Port != nil {
+		v.Range("Port", float64(*s.Port), 1, 65535, true, true)
+	}
 	if len(s.Certificates) > 0 {
 		v.Enter("Certificates")
 		for i := range s.Certificates {
@@ -286,7 +290,12 @@ func (s *CreateRuleInput) Validate(v *awsmodel.Validator) {
 		}
 		v.Leave()
 	}
-	v.Range("Priority", float64(s.Priority), 1, 50000, true, true)
+	if s.Priority == nil {
+		v.Required("Priority")
+	}
+	if s.Priority != nil {
+		v.Range("Priority", float64(*s.Priority), 1, 50000, true, true)
+	}
 	if s.Actions == nil {
 		v.Required("Actions")
 	}
@@ -331,13 +340,23 @@ func (s *CreateTargetGroupInput) Validate(v *awsmodel.Validator) {
 		v.Required("Name")
 	}
 	v.Enum("Protocol", string(s.Protocol), ProtocolEnumValues)
-	v.Range("Port", float64(s.Port), 1, 65535, true, true)
+	if s.Port != nil {
+		v.Range("Port", float64(*s.Port), 1, 65535, true, true)
+	}
 	v.Enum("HealthCheckProtocol", string(s.HealthCheckProtocol), ProtocolEnumValues)
 	v.StringLen("HealthCheckPath", string(s.HealthCheckPath), 1, 1024)
-	v.Range("HealthCheckIntervalSeconds", float64(s.HealthCheckIntervalSeconds), 5, 300, true, true)
-	v.Range("HealthCheckTimeoutSeconds", float64(s.HealthCheckTimeoutSeconds), 2, 120, true, true)
-	v.Range("HealthyThresholdCount", float64(s.HealthyThresholdCount), 2, 10, true, true)
-	v.Range("UnhealthyThresholdCount", float64(s.UnhealthyThresholdCount), 2, 10, true, true)
+	if s.HealthCheckIntervalSeconds != nil {
+		v.Range("HealthCheckIntervalSeconds", float64(*s.HealthCheckIntervalSeconds), 5, 300, true, true)
+	}
+	if s.HealthCheckTimeoutSeconds != nil {
+		v.Range("HealthCheckTimeoutSeconds", float64(*s.HealthCheckTimeoutSeconds), 2, 120, true, true)
+	}
+	if s.HealthyThresholdCount != nil {
+		v.Range("HealthyThresholdCount", float64(*s.HealthyThresholdCount), 2, 10, true, true)
+	}
+	if s.UnhealthyThresholdCount != nil {
+		v.Range("UnhealthyThresholdCount", float64(*s.UnhealthyThresholdCount), 2, 10, true, true)
+	}
 	if s.Matcher != nil {
 		v.Enter("Matcher")
 		s.Matcher.Validate(v)
@@ -357,7 +376,9 @@ func (s *CreateTargetGroupInput) Validate(v *awsmodel.Validator) {
 		v.Leave()
 	}
 	v.Enum("IpAddressType", string(s.IpAddressType), TargetGroupIpAddressTypeEnumValues)
-	v.Range("TargetControlPort", float64(s.TargetControlPort), 1, 65535, true, true)
+	if s.TargetControlPort != nil {
+		v.Range("TargetControlPort", float64(*s.TargetControlPort), 1, 65535, true, true)
+	}
 }
 
 // Validate checks CreateTrustStoreInput against the model's constraints.
@@ -480,7 +501,9 @@ func (s *DescribeAccountLimitsInput) Validate(v *awsmodel.Validator) {
 	if s == nil {
 		return
 	}
-	v.Range("PageSize", float64(s.PageSize), 1, 400, true, true)
+	if s.PageSize != nil {
+		v.Range("PageSize", float64(*s.PageSize), 1, 400, true, true)
+	}
 }
 
 // Validate checks DescribeCapacityReservationInput against the model's constraints.
@@ -511,7 +534,9 @@ func (s *DescribeListenerCertificatesInput) Validate(v *awsmodel.Validator) {
 	if s.ListenerArn == "" {
 		v.Required("ListenerArn")
 	}
-	v.Range("PageSize", float64(s.PageSize), 1, 400, true, true)
+	if s.PageSize != nil {
+		v.Range("PageSize", float64(*s.PageSize), 1, 400, true, true)
+	}
 }
 
 // Validate checks DescribeListenersInput against the model's constraints.
@@ -519,7 +544,9 @@ func (s *DescribeListenersInput) Validate(v *awsmodel.Validator) {
 	if s == nil {
 		return
 	}
-	v.Range("PageSize", float64(s.PageSize), 1, 400, true, true)
+	if s.PageSize != nil {
+		v.Range("PageSize", float64(*s.PageSize), 1, 400, true, true)
+	}
 }
 
 // Validate checks DescribeLoadBalancerAttributesInput against the model's constraints.
@@ -537,7 +564,9 @@ func (s *DescribeLoadBalancersInput) Validate(v *awsmodel.Validator) {
 	if s == nil {
 		return
 	}
-	v.Range("PageSize", float64(s.PageSize), 1, 400, true, true)
+	if s.PageSize != nil {
+		v.Range("PageSize", float64(*s.PageSize), 1, 400, true, true)
+	}
 }
 
 // Validate checks DescribeRulesInput against the model's constraints.
@@ -545,7 +574,9 @@ func (s *DescribeRulesInput) Validate(v *awsmodel.Validator) {
 	if s == nil {
 		return
 	}
-	v.Range("PageSize", float64(s.PageSize), 1, 400, true, true)
+	if s.PageSize != nil {
+		v.Range("PageSize", float64(*s.PageSize), 1, 400, true, true)
+	}
 }
 
 // Validate checks DescribeSSLPoliciesInput against the model's constraints.
@@ -553,7 +584,9 @@ func (s *DescribeSSLPoliciesInput) Validate(v *awsmodel.Validator) {
 	if s == nil {
 		return
 	}
-	v.Range("PageSize", float64(s.PageSize), 1, 400, true, true)
+	if s.PageSize != nil {
+		v.Range("PageSize", float64(*s.PageSize), 1, 400, true, true)
+	}
 	v.Enum("LoadBalancerType", string(s.LoadBalancerType), LoadBalancerTypeEnumValues)
 }
 
@@ -582,7 +615,9 @@ func (s *DescribeTargetGroupsInput) Validate(v *awsmodel.Validator) {
 	if s == nil {
 		return
 	}
-	v.Range("PageSize", float64(s.PageSize), 1, 400, true, true)
+	if s.PageSize != nil {
+		v.Range("PageSize", float64(*s.PageSize), 1, 400, true, true)
+	}
 }
 
 // Validate checks DescribeTargetHealthInput against the model's constraints.
@@ -621,7 +656,9 @@ func (s *DescribeTrustStoreAssociationsInput) Validate(v *awsmodel.Validator) {
 	if s.TrustStoreArn == "" {
 		v.Required("TrustStoreArn")
 	}
-	v.Range("PageSize", float64(s.PageSize), 1, 400, true, true)
+	if s.PageSize != nil {
+		v.Range("PageSize", float64(*s.PageSize), 1, 400, true, true)
+	}
 }
 
 // Validate checks DescribeTrustStoreRevocationsInput against the model's constraints.
@@ -632,7 +669,9 @@ func (s *DescribeTrustStoreRevocationsInput) Validate(v *awsmodel.Validator) {
 	if s.TrustStoreArn == "" {
 		v.Required("TrustStoreArn")
 	}
-	v.Range("PageSize", float64(s.PageSize), 1, 400, true, true)
+	if s.PageSize != nil {
+		v.Range("PageSize", float64(*s.PageSize), 1, 400, true, true)
+	}
 }
 
 // Validate checks DescribeTrustStoresInput against the model's constraints.
@@ -650,7 +689,9 @@ func (s *DescribeTrustStoresInput) Validate(v *awsmodel.Validator) {
 		}
 		v.Leave()
 	}
-	v.Range("PageSize", float64(s.PageSize), 1, 400, true, true)
+	if s.PageSize != nil {
+		v.Range("PageSize", float64(*s.PageSize), 1, 400, true, true)
+	}
 }
 
 // Validate checks FixedResponseActionConfig against the model's constraints.
@@ -714,6 +755,9 @@ func (s *GetTrustStoreRevocationContentInput) Validate(v *awsmodel.Validator) {
 	}
 	if s.TrustStoreArn == "" {
 		v.Required("TrustStoreArn")
+	}
+	if s.RevocationId == nil {
+		v.Required("RevocationId")
 	}
 }
 
@@ -904,7 +948,9 @@ func (s *ModifyListenerInput) Validate(v *awsmodel.Validator) {
 	if s.ListenerArn == "" {
 		v.Required("ListenerArn")
 	}
-	v.Range("Port", float64(s.Port), 1, 65535, true, true)
+	if s.Port != nil {
+		v.Range("Port", float64(*s.Port), 1, 65535, true, true)
+	}
 	v.Enum("Protocol", string(s.Protocol), ProtocolEnumValues)
 	if len(s.Certificates) > 0 {
 		v.Enter("Certificates")
@@ -1025,10 +1071,18 @@ func (s *ModifyTargetGroupInput) Validate(v *awsmodel.Validator) {
 	}
 	v.Enum("HealthCheckProtocol", string(s.HealthCheckProtocol), ProtocolEnumValues)
 	v.StringLen("HealthCheckPath", string(s.HealthCheckPath), 1, 1024)
-	v.Range("HealthCheckIntervalSeconds", float64(s.HealthCheckIntervalSeconds), 5, 300, true, true)
-	v.Range("HealthCheckTimeoutSeconds", float64(s.HealthCheckTimeoutSeconds), 2, 120, true, true)
-	v.Range("HealthyThresholdCount", float64(s.HealthyThresholdCount), 2, 10, true, true)
-	v.Range("UnhealthyThresholdCount", float64(s.UnhealthyThresholdCount), 2, 10, true, true)
+	if s.HealthCheckIntervalSeconds != nil {
+		v.Range("HealthCheckIntervalSeconds", float64(*s.HealthCheckIntervalSeconds), 5, 300, true, true)
+	}
+	if s.HealthCheckTimeoutSeconds != nil {
+		v.Range("HealthCheckTimeoutSeconds", float64(*s.HealthCheckTimeoutSeconds), 2, 120, true, true)
+	}
+	if s.HealthyThresholdCount != nil {
+		v.Range("HealthyThresholdCount", float64(*s.HealthyThresholdCount), 2, 10, true, true)
+	}
+	if s.UnhealthyThresholdCount != nil {
+		v.Range("UnhealthyThresholdCount", float64(*s.UnhealthyThresholdCount), 2, 10, true, true)
+	}
 	if s.Matcher != nil {
 		v.Enter("Matcher")
 		s.Matcher.Validate(v)
@@ -1250,7 +1304,9 @@ func (s *RulePriorityPair) Validate(v *awsmodel.Validator) {
 	if s == nil {
 		return
 	}
-	v.Range("Priority", float64(s.Priority), 1, 50000, true, true)
+	if s.Priority != nil {
+		v.Range("Priority", float64(*s.Priority), 1, 50000, true, true)
+	}
 }
 
 // Validate checks RuleTransform against the model's constraints.
@@ -1379,7 +1435,9 @@ func (s *TargetDescription) Validate(v *awsmodel.Validator) {
 	if s.Id == "" {
 		v.Required("Id")
 	}
-	v.Range("Port", float64(s.Port), 1, 65535, true, true)
+	if s.Port != nil {
+		v.Range("Port", float64(*s.Port), 1, 65535, true, true)
+	}
 	v.StringLen("QuicServerId", string(s.QuicServerId), 1, 256)
 }
 

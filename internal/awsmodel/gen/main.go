@@ -265,7 +265,11 @@ func (g *generator) isEnum(name string) bool {
 // goType is the Go type of a member that refers to shape name.
 func (g *generator) goType(r *ref) string {
 	s := g.m.Shapes[r.Shape]
-	box := s.Box || r.Box
+	// Query models carry no box traits, yet an absent number or boolean
+	// differs from 0 or false there (ModifyTargetGroup without
+	// HealthCheckEnabled keeps the setting), so every scalar member of a
+	// Query model is a pointer.
+	box := s.Box || r.Box || g.isQuery()
 	switch s.Type {
 	case "structure":
 		if s.Document {

@@ -35,10 +35,10 @@ Usage:
 Commands:
   up        Run everything on this machine: the control plane with its
             embedded store, the container registry (ECR, at /v2/ on the
-            endpoint) and a local agent that runs tasks on this host's Docker
-            Engine, ready for the AWS CLI and docker push. (The load balancer
-            joins it when it is built.) Prints the endpoint and how to point
-            the AWS CLI and docker at it.
+            endpoint), the load balancers (ELBv2) and a local agent that runs
+            tasks on this host's Docker Engine, ready for the AWS CLI and
+            docker push. Prints the endpoint and how to point the AWS CLI
+            and docker at it.
   server    Run the control plane only, for a multi-host installation. Logs
             in JSON by default.
   agent     Run tasks on this host's Docker Engine for a control plane
@@ -94,7 +94,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 
 type serveFlags struct {
 	listen, dataDir, region, account, logLevel, logFormat string
-	registryHost                                          string
+	registryHost, hostsFile                               string
 	insecure, noAgent                                     bool
 }
 
@@ -124,6 +124,7 @@ func newServeFlags(cmd string, stderr io.Writer) (*flag.FlagSet, *serveFlags) {
 	fs.StringVar(&f.region, "region", controlplane.DefaultRegion, "the AWS region Berth serves; clients must sign for it")
 	fs.StringVar(&f.account, "account-id", controlplane.DefaultAccount, "the 12-digit AWS account id in ARNs")
 	fs.StringVar(&f.registryHost, "registry-host", "", "host[:port] that image references and repositoryUri use for the registry (default: the listen address, 127.0.0.1 for 0.0.0.0); agents on other hosts must reach it, and Docker pushes over plain HTTP only to 127.0.0.0/8 unless the host is in its insecure-registries")
+	fs.StringVar(&f.hostsFile, "hosts-file", "", "hosts file in which the load balancers' DNS names are kept (default: /etc/hosts when writable; - for none)")
 	fs.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	fs.StringVar(&f.logFormat, "log-format", defFormat, "log format: text or json")
 	fs.BoolVar(&f.insecure, "insecure-skip-auth", false, "DEVELOPMENT ONLY: accept unsigned requests as the admin")
@@ -182,6 +183,7 @@ func serve(cmd string, args []string, stdout, stderr io.Writer) int {
 		AdminKey:     controlplane.AdminKey{AccessKeyID: os.Getenv("BERTH_ACCESS_KEY_ID"), SecretAccessKey: os.Getenv("BERTH_SECRET_ACCESS_KEY")},
 		Insecure:     f.insecure,
 		RegistryHost: f.registryHost,
+		HostsFile:    f.hostsFile,
 		Logger:       log,
 	})
 	if err != nil {

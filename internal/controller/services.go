@@ -53,6 +53,10 @@ type Services struct {
 	mu        sync.Mutex
 	instances map[string]string
 	healthCk  map[string]bool // task definition ARN -> has a health check
+	// targets maps the key of each target a service registered to the
+	// service ("cluster/name"), so a health change or a drained target
+	// wakes it.
+	targets map[string]string
 }
 
 func (c *Services) defaults() {
@@ -72,6 +76,7 @@ func (c *Services) defaults() {
 	c.log = c.log.With("component", "service_scheduler")
 	c.instances = map[string]string{}
 	c.healthCk = map[string]bool{}
+	c.targets = map[string]string{}
 	c.queue.init()
 }
 
@@ -79,6 +84,7 @@ func (c *Services) defaults() {
 func (c *Services) Run(ctx context.Context) error {
 	c.defaults()
 	go c.watchLoop(ctx)
+	go c.watchTargets(ctx)
 	go func() {
 		t := time.NewTicker(c.Resync)
 		defer t.Stop()
@@ -205,6 +211,47 @@ func (c *Services) consume(ctx context.Context, ch <-chan store.WatchResponse) e
 	return ctx.Err()
 }
 
+// watchTarget remembers that target key belongs to service.
+func (c *Services) watchTarget(key, service string) {
+	c.mu.Lock()
+	c.targets[key] = service
+	c.mu.Unlock()
+}
+
+// watchTargets wakes a service when the health of one of its targets
+// changes or a target of its drains away.
+func (c *Services) watchTargets(ctx context.Context) {
+	for ctx.Err() == nil {
+		ch, err := c.Store.Watch(ctx, state.TargetsPrefix, c.Store.Revision()+1)
+		if err == nil {
+			for resp := range ch {
+				if resp.Err != nil {
+					err = resp.Err
+					break
+				}
+				for _, ev := range resp.Events {
+					c.mu.Lock()
+					svc, ok := c.targets[ev.KV.Key]
+					if ok && ev.Type == store.EventDelete {
+						delete(c.targets, ev.KV.Key)
+					}
+					c.mu.Unlock()
+					if ok {
+						c.queue.add(svc, time.Time{})
+					}
+				}
+			}
+		}
+		if ctx.Err() == nil {
+			c.log.Warn("service scheduler target watch restarted", "err", err)
+			select {
+			case <-ctx.Done():
+			case <-time.After(100 * time.Millisecond):
+			}
+		}
+	}
+}
+
 // Reconcile runs one pass over one service and returns when to look again
 // (0: only when something changes).
 func (c *Services) Reconcile(ctx context.Context, cluster, name string) (time.Duration, error) {
@@ -282,6 +329,16 @@ func (p *pass) input() (deploy.Input, error) {
 		}
 		if t.StoppedAt != nil {
 			dt.StoppedAt = t.StoppedAt.Time
+		}
+		if t.Deactivating != nil {
+			dt.Deactivating, dt.DeactivateReason = true, t.Deactivating.Reason
+		}
+		if len(t.Targets) > 0 {
+			targets, err := p.targetsOf(t)
+			if err != nil {
+				return err
+			}
+			dt.Targets = targets
 		}
 		in.Tasks = append(in.Tasks, dt)
 		if _, seen := in.Instances[t.InstanceID]; !seen && t.InstanceID != "" {
@@ -406,14 +463,30 @@ func (p *pass) apply(plan *deploy.Plan) error {
 	svc := p.svc
 	name := svc.ServiceName
 	for _, id := range plan.Forget {
+		if t := p.tasks[id]; t != nil && len(t.Targets) > 0 {
+			if err := p.forgetTargets(t); err != nil {
+				return err
+			}
+		}
 		if err := p.tx.Delete(state.ServiceTaskKey(p.cluster, name, id)); err != nil {
 			return err
 		}
 	}
+	if err := p.register(plan.Register); err != nil {
+		return err
+	}
+	draining := 0
 	var scaled []string
 	for _, st := range plan.Stop {
 		t := p.tasks[st.TaskID]
 		if t == nil {
+			continue
+		}
+		if st.Drain {
+			if err := p.drain(t, st.Reason); err != nil {
+				return err
+			}
+			draining++
 			continue
 		}
 		changed, err := p.c.Launcher.Stop(p.tx, p.cluster, t, deploy.StopCode, st.Reason)
@@ -433,6 +506,9 @@ func (p *pass) apply(plan *deploy.Plan) error {
 	}
 	for _, msg := range plan.Events {
 		p.event(msg)
+	}
+	if draining > 0 {
+		p.event(fmt.Sprintf("(service %s) has begun draining connections on %d tasks.", name, draining))
 	}
 	for chunk := range chunks(scaled, 10) {
 		p.event(fmt.Sprintf("(service %s) has stopped %d running tasks: %s.", name, len(chunk), taskList(chunk)))

@@ -26,9 +26,12 @@ import (
 	agentsrv "github.com/berthdev/berth/internal/api/agent"
 	"github.com/berthdev/berth/internal/api/ecr"
 	"github.com/berthdev/berth/internal/api/ecs"
+	"github.com/berthdev/berth/internal/api/elbv2"
 	"github.com/berthdev/berth/internal/api/sigv4"
 	"github.com/berthdev/berth/internal/controller"
+	"github.com/berthdev/berth/internal/errdefs"
 	"github.com/berthdev/berth/internal/launch"
+	"github.com/berthdev/berth/internal/lb"
 	"github.com/berthdev/berth/internal/registry"
 	"github.com/berthdev/berth/internal/state"
 	"github.com/berthdev/berth/internal/store"
@@ -79,6 +82,10 @@ type Config struct {
 	// LifecycleInterval is how often ECR lifecycle policies are applied; 0
 	// means the default (a minute).
 	LifecycleInterval time.Duration
+	// HostsFile is the hosts file in which the load balancers' DNS names
+	// are kept: "" means /etc/hosts when it is writable (else none), "-"
+	// none.
+	HostsFile string
 	// Insecure skips SigV4 verification. Development only; never the default.
 	Insecure bool
 	Logger   *slog.Logger
@@ -133,6 +140,9 @@ type ControlPlane struct {
 	agents   *agentsrv.Server
 	services *controller.Services
 	registry *registry.Registry
+	balancer *lb.Balancer
+	lbs      *controller.LoadBalancers
+	elbReap  *elbv2.Reaper
 	// KeyCreated reports that this start generated a new admin key.
 	KeyCreated bool
 	// CredentialsFile and EnvFile are the profile files written for users.
@@ -199,6 +209,22 @@ func Open(cfg Config) (*ControlPlane, error) {
 	if err != nil {
 		return fail(err)
 	}
+	certDir := filepath.Join(cfg.DataDir, "certificates")
+	elbSvc, err := elbv2.New(elbv2.Config{Store: st, Region: cfg.Region, Account: cfg.Account, CertificateDir: certDir, Now: cfg.Now, Logger: cfg.Logger})
+	if err != nil {
+		return fail(err)
+	}
+	cp.elbReap, err = elbv2.NewReaper(elbv2.ReaperConfig{Store: st, Now: cfg.Now, Logger: cfg.Logger})
+	if err != nil {
+		return fail(err)
+	}
+	cp.lbs = &controller.LoadBalancers{Store: st, ARNs: state.ARNs{Region: cfg.Region, Account: cfg.Account}, CertificateDir: certDir,
+		Hosts: hostsFile(cfg.HostsFile, cfg.DataDir, log), Logger: cfg.Logger}
+	cp.balancer, err = lb.New(lb.Config{Logger: cfg.Logger, Now: cfg.Now, OnHealth: cp.lbs.OnHealth, Metrics: reg})
+	if err != nil {
+		return fail(err)
+	}
+	cp.lbs.Balancer = cp.balancer
 	cp.services = &controller.Services{
 		Store:      st,
 		Launcher:   &launch.Launcher{ARNs: state.ARNs{Region: cfg.Region, Account: cfg.Account}, Now: cfg.Now, Connected: cp.agents.Connected},
@@ -216,14 +242,15 @@ func Open(cfg Config) (*ControlPlane, error) {
 		}, func() float64 { return float64(st.Revision()) }),
 	)
 	front, err := api.New(api.Config{
-		Metrics:  api.NewMetrics(reg),
-		Region:   cfg.Region,
-		Account:  cfg.Account,
-		Auth:     &sigv4.Verifier{Lookup: cp.lookupKey, Now: cfg.Now},
-		Insecure: cfg.Insecure,
-		Logger:   cfg.Logger,
-		Services: []*api.JSONService{ecsSvc.JSONService(), ecrSvc.JSONService()},
-		Handlers: map[string]http.Handler{agentapi.PathPrefix + "/": cp.agents, "/v2/": cp.registry},
+		Metrics:       api.NewMetrics(reg),
+		Region:        cfg.Region,
+		Account:       cfg.Account,
+		Auth:          &sigv4.Verifier{Lookup: cp.lookupKey, Now: cfg.Now},
+		Insecure:      cfg.Insecure,
+		Logger:        cfg.Logger,
+		Services:      []*api.JSONService{ecsSvc.JSONService(), ecrSvc.JSONService()},
+		QueryServices: []*api.QueryService{elbSvc.QueryService()},
+		Handlers:      map[string]http.Handler{agentapi.PathPrefix + "/": cp.agents, "/v2/": cp.registry},
 	})
 	if err != nil {
 		return fail(err)
@@ -250,6 +277,25 @@ func (cp *ControlPlane) lookupKey(_ context.Context, id string) (sigv4.Credentia
 		return sigv4.Credentials{}, false
 	}
 	return sigv4.Credentials{AccessKeyID: cp.key.AccessKeyID, SecretAccessKey: cp.key.SecretAccessKey}, true
+}
+
+// hostsFile is where the load balancers' DNS names go: configured ("-" for
+// nowhere), or /etc/hosts when this process may write it.
+func hostsFile(configured, dataDir string, log *slog.Logger) *controller.HostsFile {
+	path := configured
+	switch configured {
+	case "-":
+		return nil
+	case "":
+		path = "/etc/hosts"
+		f, err := os.OpenFile(path, os.O_WRONLY, 0)
+		if err != nil {
+			log.Info("load balancer DNS names will not resolve on this host: the hosts file is not writable (run as root, or pass a writable hosts file)", "path", path)
+			return nil
+		}
+		f.Close()
+	}
+	return &controller.HostsFile{Path: path, Owner: dataDir}
 }
 
 // registryHost is the configured registry host, or the listen address with
@@ -307,6 +353,9 @@ func (cp *ControlPlane) Serve(ctx context.Context) error {
 	loops.Go(func() error { return reaper.Run(loopCtx) })
 	loops.Go(func() error { return cp.services.Run(loopCtx) })
 	loops.Go(func() error { return cp.registry.Run(loopCtx) })
+	loops.Go(func() error { return cp.balancer.Run(loopCtx) })
+	loops.Go(func() error { return cp.lbs.Run(loopCtx) })
+	loops.Go(func() error { return cp.elbReap.Run(loopCtx) })
 	lifecycle := &controller.Lifecycle{Store: cp.store, Images: cp.registry, Interval: cp.cfg.LifecycleInterval, Now: cp.cfg.Now, Logger: cp.cfg.Logger}
 	loops.Go(func() error { return lifecycle.Run(loopCtx) })
 	cp.log.Info("serving", "endpoint", cp.Endpoint(), "region", cp.cfg.Region, "account", cp.cfg.Account, "data_dir", cp.cfg.DataDir)
@@ -324,6 +373,12 @@ func (cp *ControlPlane) Serve(ctx context.Context) error {
 	if lerr := loops.Wait(); err == nil || errors.Is(err, http.ErrServerClosed) {
 		if lerr != nil {
 			err = lerr
+		}
+	}
+	_ = cp.balancer.Close()
+	if cp.lbs.Hosts != nil {
+		if herr := cp.lbs.Hosts.Clear(); herr != nil {
+			cp.log.Warn("removing the load balancers from the hosts file", "err", herr)
 		}
 	}
 	if cerr := cp.store.Close(); err == nil {
@@ -344,4 +399,22 @@ func (cp *ControlPlane) Store() store.Store { return cp.store }
 func (cp *ControlPlane) Close() error {
 	cp.listener.Close()
 	return cp.store.Close()
+}
+
+// LoadBalancerAddress is the loopback address whose listeners serve load
+// balancer name (its DNS name resolves there where the hosts file is kept).
+func (cp *ControlPlane) LoadBalancerAddress(ctx context.Context, name string) (string, error) {
+	var addr string
+	err := cp.store.View(ctx, func(tx store.ReadTx) error {
+		rec, ok, err := state.Get[state.LoadBalancer](tx, state.LoadBalancerKey(name))
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return fmt.Errorf("load balancer %q: %w", name, errdefs.ErrNotFound)
+		}
+		addr = rec.Address
+		return nil
+	})
+	return addr, err
 }

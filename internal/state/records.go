@@ -1,6 +1,9 @@
 package state
 
-import "github.com/berthdev/berth/internal/awsmodel/ecstypes"
+import (
+	"github.com/berthdev/berth/internal/awsmodel"
+	"github.com/berthdev/berth/internal/awsmodel/ecstypes"
+)
 
 // Cluster is a stored cluster: the ECS Cluster shape as DescribeClusters
 // returns it with every include. Counts and statistics are filled in when it
@@ -72,6 +75,27 @@ type Task struct {
 	ReportSeq uint64 `json:"berthReportSeq,omitempty"`
 	// Reserved is what the task holds on its instance, released once it stops.
 	Reserved *Reservation `json:"berthReserved,omitempty"`
+	// Targets are the task's registrations in its service's target groups.
+	Targets []TaskTarget `json:"berthTargets,omitempty"`
+	// Deactivating is set while the task drains from its target groups
+	// before its service stops it; lastStatus shows DEACTIVATING meanwhile.
+	Deactivating *Deactivation `json:"berthDeactivating,omitempty"`
+}
+
+// TaskTarget is one registration of a task in a target group.
+type TaskTarget struct {
+	TargetGroupArn string `json:"targetGroupArn"`
+	// ID and Port are the registered target: the task's address (ip target
+	// groups) or its instance's EC2-style id (instance target groups), and
+	// the container port or the host port bound to it.
+	ID   string `json:"id"`
+	Port int32  `json:"port"`
+}
+
+// Deactivation is why and since when a task drains before it stops.
+type Deactivation struct {
+	Reason string        `json:"reason"`
+	Since  awsmodel.Time `json:"since"`
 }
 
 // Reservation is the resources a placed task holds on its instance.

@@ -578,6 +578,11 @@ func (s *Server) applyTask(tx store.Tx, ci *state.ContainerInstance, tr agentapi
 	prev := t.LastStatus
 	t.ReportSeq = tr.Seq
 	t.LastStatus = tr.LastStatus
+	if t.Deactivating != nil && tr.LastStatus == "RUNNING" {
+		// Its service drains it from its target groups: it stays
+		// DEACTIVATING until it is told to stop.
+		t.LastStatus = "DEACTIVATING"
+	}
 	if tr.HealthStatus != "" {
 		t.HealthStatus = ecstypes.HealthStatus(tr.HealthStatus)
 	}

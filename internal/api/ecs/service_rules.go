@@ -1,11 +1,16 @@
 package ecs
 
 import (
+	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/berthdev/berth/internal/awsmodel/ecstypes"
+	"github.com/berthdev/berth/internal/awsmodel/elbv2types"
 	"github.com/berthdev/berth/internal/deploy"
 	"github.com/berthdev/berth/internal/launch"
+	"github.com/berthdev/berth/internal/state"
+	"github.com/berthdev/berth/internal/store"
 )
 
 // serviceOptions are the members CreateService and UpdateService share that
@@ -34,8 +39,6 @@ func (o serviceOptions) check() error {
 		return err
 	}
 	switch {
-	case len(o.loadBalancers) > 0:
-		return invalidParam("loadBalancers are not supported yet: Berth has no load balancer integration.")
 	case len(o.registries) > 0:
 		return invalidParam("serviceRegistries (Cloud Map service discovery) are not supported yet.")
 	case o.serviceConnect != nil && o.serviceConnect.Enabled:
@@ -54,6 +57,69 @@ func (o serviceOptions) check() error {
 		return invalidParam("enableECSManagedTags is not supported yet: Berth does not add the aws:ecs: managed tags to tasks.")
 	case o.gracePeriod != nil && *o.gracePeriod < 0:
 		return invalidParam("healthCheckGracePeriodSeconds must be between 0 and 2147483647.")
+	}
+	return nil
+}
+
+// checkLoadBalancers applies ECS's rules to a service's loadBalancers: at
+// most 5, each a target group (Classic Load Balancers are not supported)
+// that exists and is attached to a load balancer, naming a container and a
+// port of the task definition, with a target type the network mode can
+// use (ip with awsvpc, instance otherwise).
+func checkLoadBalancers(tx store.ReadTx, arns state.ARNs, td *ecstypes.TaskDefinition, lbs []ecstypes.LoadBalancer) error {
+	if len(lbs) > 5 {
+		return invalidParam("A service can use at most 5 target groups (loadBalancers).")
+	}
+	seen := map[string]bool{}
+	for _, l := range lbs {
+		if l.LoadBalancerName != "" {
+			return invalidParam("loadBalancerName names a Classic Load Balancer, which Berth does not provide: use targetGroupArn with an Application Load Balancer.")
+		}
+		if l.TargetGroupArn == "" {
+			return invalidParam("targetGroupArn is required in loadBalancers.")
+		}
+		if l.ContainerName == "" || l.ContainerPort == nil {
+			return invalidParam("containerName and containerPort are required in loadBalancers.")
+		}
+		key := l.TargetGroupArn + "/" + l.ContainerName + "/" + strconv.Itoa(int(*l.ContainerPort))
+		if seen[key] {
+			return invalidParam("The same target group, container name and port are given more than once in loadBalancers.")
+		}
+		seen[key] = true
+		tg, ok, err := state.GetTargetGroup(tx, arns, l.TargetGroupArn)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return invalidParam("The target group with targetGroupArn %s does not exist.", l.TargetGroupArn)
+		}
+		if len(tg.LoadBalancerArns) == 0 {
+			return invalidParam("The target group with targetGroupArn %s does not have an associated load balancer.", l.TargetGroupArn)
+		}
+		mode := td.NetworkMode
+		if mode == "" {
+			mode = ecstypes.NetworkModeBridge
+		}
+		switch {
+		case tg.TargetType == elbv2types.TargetTypeEnumIp && mode != ecstypes.NetworkModeAwsvpc:
+			return invalidParam("The provided target group %s has target type ip, which is incompatible with the %s network mode specified in the task definition.", l.TargetGroupArn, mode)
+		case tg.TargetType == elbv2types.TargetTypeEnumInstance && mode == ecstypes.NetworkModeAwsvpc:
+			return invalidParam("The provided target group %s has target type instance, which is incompatible with the awsvpc network mode specified in the task definition.", l.TargetGroupArn)
+		}
+		var found *ecstypes.ContainerDefinition
+		for i := range td.ContainerDefinitions {
+			if td.ContainerDefinitions[i].Name == l.ContainerName {
+				found = &td.ContainerDefinitions[i]
+			}
+		}
+		if found == nil {
+			return invalidParam("The container %s does not exist in the task definition.", l.ContainerName)
+		}
+		if !slices.ContainsFunc(found.PortMappings, func(pm ecstypes.PortMapping) bool {
+			return pm.ContainerPort != nil && *pm.ContainerPort == *l.ContainerPort
+		}) {
+			return invalidParam("The container %s did not have a container port %d defined.", l.ContainerName, *l.ContainerPort)
+		}
 	}
 	return nil
 }

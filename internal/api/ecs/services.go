@@ -59,8 +59,8 @@ func (s *Service) CreateService(ctx context.Context, in *ecstypes.CreateServiceR
 	if err := opts.check(); err != nil {
 		return nil, err
 	}
-	if in.Role != "" {
-		return nil, invalidParam("role is only used with loadBalancers, which are not supported yet.")
+	if in.Role != "" && len(in.LoadBalancers) == 0 {
+		return nil, invalidParam("role is only used with loadBalancers.")
 	}
 	if in.TaskDefinition == "" {
 		return nil, invalidParam("taskDefinition is required for a service that uses the ECS deployment controller.")
@@ -126,6 +126,9 @@ func (s *Service) CreateService(ctx context.Context, in *ecstypes.CreateServiceR
 		if err := checkNetwork(&td.TaskDefinition, in.NetworkConfiguration); err != nil {
 			return err
 		}
+		if err := checkLoadBalancers(tx, s.arns, &td.TaskDefinition, in.LoadBalancers); err != nil {
+			return err
+		}
 		svc := &state.Service{Cluster: cl.ClusterName, Generation: 1}
 		if found {
 			// The name is reused: the new service starts a history of its own.
@@ -155,7 +158,8 @@ func (s *Service) CreateService(ctx context.Context, in *ecstypes.CreateServiceR
 		v.NetworkConfiguration = in.NetworkConfiguration
 		v.HealthCheckGracePeriodSeconds = in.HealthCheckGracePeriodSeconds
 		v.AvailabilityZoneRebalancing = in.AvailabilityZoneRebalancing
-		v.LoadBalancers = []ecstypes.LoadBalancer{}
+		v.LoadBalancers = orEmptyCopy(in.LoadBalancers)
+		v.RoleArn = in.Role
 		v.ServiceRegistries = []ecstypes.ServiceRegistry{}
 		v.Events = []ecstypes.ServiceEvent{}
 		v.Tags = dedupeTags(in.Tags)
@@ -275,12 +279,27 @@ func (s *Service) UpdateService(ctx context.Context, in *ecstypes.UpdateServiceR
 				def = &td.TaskDefinition
 			}
 		}
+		lbs := svc.LoadBalancers
+		if in.LoadBalancers != nil && jsonString(in.LoadBalancers) != jsonString(svc.LoadBalancers) {
+			lbs = in.LoadBalancers
+			if def == nil {
+				td, err := s.lookupTaskDefinition(tx, taskDef)
+				if err != nil {
+					return err
+				}
+				def = &td.TaskDefinition
+			}
+		}
 		if def != nil {
 			if err := checkNetwork(def, network); err != nil {
 				return err
 			}
+			if err := checkLoadBalancers(tx, s.arns, def, lbs); err != nil {
+				return err
+			}
 		}
 		deployed = def != nil || in.ForceNewDeployment
+		svc.LoadBalancers = orEmptyCopy(lbs)
 
 		svc.PlacementConstraints = orEmptyCopy(constraints)
 		svc.PlacementStrategy = orEmptyCopy(strategy)

@@ -166,12 +166,15 @@ func TestServiceFeaturesRefused(t *testing.T) {
 			func(r *ecstypes.UpdateServiceRequest) {
 				r.VolumeConfigurations = []ecstypes.ServiceVolumeConfiguration{{Name: "v"}}
 			}, "volumeConfigurations"},
-		{"load balancers", func(r *ecstypes.CreateServiceRequest) {
-			r.LoadBalancers = []ecstypes.LoadBalancer{{ContainerName: "app"}}
+		{"classic load balancers", func(r *ecstypes.CreateServiceRequest) {
+			r.LoadBalancers = []ecstypes.LoadBalancer{{LoadBalancerName: "classic", ContainerName: "app", ContainerPort: ptr[int32](80)}}
 		},
 			func(r *ecstypes.UpdateServiceRequest) {
-				r.LoadBalancers = []ecstypes.LoadBalancer{{ContainerName: "app"}}
-			}, "loadBalancers are not supported yet"},
+				r.LoadBalancers = []ecstypes.LoadBalancer{{LoadBalancerName: "classic", ContainerName: "app", ContainerPort: ptr[int32](80)}}
+			}, "Classic Load Balancer"},
+		{"unknown target group", func(r *ecstypes.CreateServiceRequest) {
+			r.LoadBalancers = []ecstypes.LoadBalancer{{TargetGroupArn: "arn:aws:elasticloadbalancing:us-east-1:000000000000:targetgroup/none/0123456789abcdef", ContainerName: "app", ContainerPort: ptr[int32](80)}}
+		}, nil, "does not exist"},
 		{"service registries", func(r *ecstypes.CreateServiceRequest) {
 			r.ServiceRegistries = []ecstypes.ServiceRegistry{{RegistryArn: "x"}}
 		},

@@ -20,7 +20,8 @@
 // serve answers:
 //
 //	GET /              {"name", "hostname", "env": {APP_* and -env variables}, "addrs": [...]}
-//	GET /health        200 "ok"
+//	GET /health        200 "ok" (500 after GET /sick)
+//	GET /sick          makes /health answer 500 from then on
 //	GET /env?k=NAME    the variable's value (404 if unset)
 //	GET /exit?code=N   answers, then exits with N
 //	GET /alloc?mib=N   allocates and keeps N MiB (to trigger the OOM killer)
@@ -44,6 +45,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -153,8 +155,17 @@ func serve(args []string) error {
 			"addrs":    addrs,
 		})
 	})
+	var sick atomic.Bool
 	mux.HandleFunc("GET /health", func(w http.ResponseWriter, r *http.Request) {
+		if sick.Load() {
+			http.Error(w, "sick", http.StatusInternalServerError)
+			return
+		}
 		fmt.Fprintln(w, "ok")
+	})
+	mux.HandleFunc("GET /sick", func(w http.ResponseWriter, r *http.Request) {
+		sick.Store(true)
+		fmt.Fprintln(w, "from now on /health answers 500")
 	})
 	mux.HandleFunc("GET /env", func(w http.ResponseWriter, r *http.Request) {
 		v, ok := os.LookupEnv(r.URL.Query().Get("k"))

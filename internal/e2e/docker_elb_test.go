@@ -229,3 +229,63 @@ func eventMessages(s types.Service, n int) []string {
 	}
 	return out
 }
+
+// TestDockerAwsvpcServiceBehindIPTargetGroup: the tasks of an awsvpc
+// service are registered by their own address and container port in an
+// ip target group, and answer through the load balancer.
+func TestDockerAwsvpcServiceBehindIPTargetGroup(t *testing.T) {
+	cl, _, _, image := dockerCluster(t)
+	b := &berth{cp: cl.CP, endpoint: cl.CP.Endpoint(), key: cl.CP.Key()}
+	c, lbc := cl.ECS(), b.elbClient()
+	must[*ecs.RegisterTaskDefinitionOutput](t)(c.RegisterTaskDefinition(ctx(t), &ecs.RegisterTaskDefinitionInput{
+		Family: aws.String("vpcweb"), NetworkMode: types.NetworkModeAwsvpc,
+		ContainerDefinitions: []types.ContainerDefinition{{
+			Name: aws.String("app"), Image: aws.String(image), Memory: aws.Int32(32), Command: []string{"serve", "-port", "8080"},
+			PortMappings: []types.PortMapping{{ContainerPort: aws.Int32(8080)}},
+		}},
+	}))
+	lbd := must[*elb.CreateLoadBalancerOutput](t)(lbc.CreateLoadBalancer(ctx(t), &elb.CreateLoadBalancerInput{Name: aws.String("vpcweb")})).LoadBalancers[0]
+	tg := must[*elb.CreateTargetGroupOutput](t)(lbc.CreateTargetGroup(ctx(t), &elb.CreateTargetGroupInput{
+		Name: aws.String("vpcweb"), Protocol: elbtypes.ProtocolEnumHttp, Port: aws.Int32(80), TargetType: elbtypes.TargetTypeEnumIp,
+		VpcId: aws.String("vpc-berth"), HealthCheckPath: aws.String("/health"), HealthCheckIntervalSeconds: aws.Int32(5), HealthCheckTimeoutSeconds: aws.Int32(2),
+	})).TargetGroups[0]
+	_, p, _ := net.SplitHostPort(freePort(t))
+	port, _ := strconv.Atoi(p)
+	must[*elb.CreateListenerOutput](t)(lbc.CreateListener(ctx(t), &elb.CreateListenerInput{
+		LoadBalancerArn: lbd.LoadBalancerArn, Protocol: elbtypes.ProtocolEnumHttp, Port: aws.Int32(int32(port)),
+		DefaultActions: []elbtypes.Action{{Type: elbtypes.ActionTypeEnumForward, TargetGroupArn: tg.TargetGroupArn}},
+	}))
+	must[*ecs.CreateServiceOutput](t)(c.CreateService(ctx(t), &ecs.CreateServiceInput{
+		Cluster: aws.String("dock"), ServiceName: aws.String("vpcweb"), TaskDefinition: aws.String("vpcweb"), DesiredCount: aws.Int32(2),
+		NetworkConfiguration: &types.NetworkConfiguration{AwsvpcConfiguration: &types.AwsVpcConfiguration{Subnets: []string{"subnet-berth"}}},
+		LoadBalancers:        []types.LoadBalancer{{TargetGroupArn: tg.TargetGroupArn, ContainerName: aws.String("app"), ContainerPort: aws.Int32(8080)}},
+	}))
+	eventually := func(what string, cond func() bool) {
+		deadline := time.Now().Add(60 * time.Second)
+		for !cond() {
+			if time.Now().After(deadline) {
+				t.Fatalf("timed out waiting for %s", what)
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+	}
+	eventually("two healthy ip targets", func() bool { return healthyTargets(t, lbc, aws.ToString(tg.TargetGroupArn)) == 2 })
+	h := must[*elb.DescribeTargetHealthOutput](t)(lbc.DescribeTargetHealth(ctx(t), &elb.DescribeTargetHealthInput{TargetGroupArn: tg.TargetGroupArn}))
+	for _, d := range h.TargetHealthDescriptions {
+		if aws.ToInt32(d.Target.Port) != 8080 || net.ParseIP(aws.ToString(d.Target.Id)) == nil {
+			t.Fatalf("target %s:%d is not a task address and container port", aws.ToString(d.Target.Id), aws.ToInt32(d.Target.Port))
+		}
+	}
+	url := fmt.Sprintf("http://%s:%d/", lbAddressOf(t, b, "vpcweb"), port)
+	addrs := map[string]bool{}
+	for range 20 {
+		var v struct{ Addrs []string }
+		if err := json.Unmarshal([]byte(httpGet(t, url)), &v); err != nil {
+			t.Fatal(err)
+		}
+		addrs[strings.Join(v.Addrs, ",")] = true
+	}
+	if len(addrs) != 2 {
+		t.Fatalf("answered from %v, want both tasks", addrs)
+	}
+}

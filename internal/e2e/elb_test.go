@@ -145,12 +145,16 @@ func TestLoadBalancerRoutesAndChecksHealth(t *testing.T) {
 	if len(seen) != 3 {
 		t.Fatalf("served by %v, want all three backends", seen)
 	}
-	if _, body := lbGet(t, base, "", "/api/users"); !strings.HasPrefix(body, "api /api/users") {
-		t.Fatalf("path rule: %q", body)
-	}
-	if code, body := lbGet(t, base, "admin.example.com", "/"); code != 403 || body != "no admin here" {
-		t.Fatalf("host rule: %d %q", code, body)
-	}
+	// Configuration reaches the data plane within moments of the call that
+	// made it, as with ALB.
+	eventually(t, "the path rule routes", func() bool {
+		_, body := lbGet(t, base, "", "/api/users")
+		return strings.HasPrefix(body, "api /api/users")
+	})
+	eventually(t, "the host rule answers", func() bool {
+		code, body := lbGet(t, base, "admin.example.com", "/")
+		return code == 403 && body == "no admin here"
+	})
 
 	// The AWS CLI sees and changes the same configuration: a rule added
 	// with it routes at once, and describe-target-health agrees.

@@ -274,6 +274,12 @@ func clientAddr(remote string, withPort bool) string {
 // request has none, otherwise the request's fields with a new Self field
 // first (ALB's request tracing).
 func traceID(prior []string, now time.Time) string {
+	var buf [40]byte
+	return string(appendTraceID(buf[:0], prior, now))
+}
+
+// appendTraceID appends the X-Amzn-Trace-Id header value to send to b.
+func appendTraceID(b []byte, prior []string, now time.Time) []byte {
 	var buf [7 + 8 + 1 + 24]byte
 	copy(buf[:], "Root=1-")
 	var ts [4]byte
@@ -291,19 +297,18 @@ func traceID(prior []string, now time.Time) string {
 	}
 	hex.Encode(buf[16:], id[:])
 	if len(prior) == 0 || !strings.Contains(prior[0], "Root=") {
-		return string(buf[:])
+		return append(b, buf[:]...)
 	}
-	var b strings.Builder
-	b.WriteString("Self=")
-	b.Write(buf[5:])
+	b = append(b, "Self="...)
+	b = append(b, buf[5:]...)
 	for _, f := range strings.Split(prior[0], ";") {
 		if f = strings.TrimSpace(f); f == "" || strings.HasPrefix(f, "Self=") {
 			continue
 		}
-		b.WriteByte(';')
-		b.WriteString(f)
+		b = append(b, ';')
+		b = append(b, f...)
 	}
-	return b.String()
+	return b
 }
 
 var bufPool = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}

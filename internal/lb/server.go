@@ -38,6 +38,7 @@ type h1conn struct {
 	bw     *bufio.Writer
 	state  atomic.Int32
 	w      h1writer
+	req    simpleRequest
 }
 
 // limitedReader reads from a connection and fails once n bytes have been
@@ -101,7 +102,11 @@ func (hc *h1conn) serveOne() bool {
 		return false
 	}
 	hc.state.Store(connActive)
-	req, err := http.ReadRequest(hc.br)
+	var err error
+	req := hc.req.readSimple(hc.br) // the common case, without allocations (request.go)
+	if req == nil {
+		req, err = http.ReadRequest(hc.br)
+	}
 	hc.lim.n = 0
 	if err != nil {
 		var ne net.Error

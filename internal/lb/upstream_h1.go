@@ -166,7 +166,7 @@ func (u *upConn) writeRequest(r *http.Request, rt *routes, upgrade string, now t
 	bw.WriteString("\r\nX-Forwarded-Port: ")
 	bw.WriteString(rt.port)
 	bw.WriteString("\r\nX-Amzn-Trace-Id: ")
-	bw.WriteString(traceID(in["X-Amzn-Trace-Id"], now))
+	bw.Write(appendTraceID(bw.AvailableBuffer(), in["X-Amzn-Trace-Id"], now))
 	bw.WriteString("\r\n")
 	switch {
 	case hasBody && r.ContentLength > 0:
@@ -274,81 +274,31 @@ func (u *upConn) readHead(dst http.Header, method string) (responseHead, error) 
 		if err != nil {
 			return responseHead{}, err
 		}
-		h := responseHead{length: -1}
+		f := headFields{h: responseHead{length: -1}, dst: dst}
+		h := &f.h
 		if len(line) < 12 || !bytes.HasPrefix(line, []byte("HTTP/1.")) || line[8] != ' ' {
-			return h, errMalformedResponse
+			return *h, errMalformedResponse
 		}
 		minor := line[7]
-		code, err := strconv.Atoi(string(line[9:12]))
-		if err != nil || code < 100 || code > 999 || (len(line) > 12 && line[12] != ' ') {
-			return h, errMalformedResponse
+		code := int(line[9]-'0')*100 + int(line[10]-'0')*10 + int(line[11]-'0')
+		if !isDigit(line[9]) || !isDigit(line[10]) || !isDigit(line[11]) || code < 100 || (len(line) > 12 && line[12] != ' ') {
+			return *h, errMalformedResponse
 		}
 		h.code = code
 		if minor == '0' {
 			h.closeConn = true
 		}
-		var connTokens []string
-		keepAlive := false
-		for {
-			line, err := u.readLine(&budget)
-			if err != nil {
-				return h, err
-			}
-			if len(line) == 0 {
-				break
-			}
-			i := bytes.IndexByte(line, ':')
-			if i <= 0 {
-				return h, errMalformedResponse
-			}
-			name := bytes.TrimRight(line[:i], " \t")
-			value := bytes.TrimSpace(line[i+1:])
-			key := headerKey(name)
-			switch key {
-			case "Content-Length":
-				n, err := strconv.ParseInt(string(value), 10, 64)
-				if err != nil || n < 0 || (h.length >= 0 && n != h.length) {
-					return h, errMalformedResponse
-				}
-				h.length = n
-			case "Transfer-Encoding":
-				if te := string(value); strings.EqualFold(strings.TrimSpace(te[strings.LastIndexByte(te, ',')+1:]), "chunked") {
-					h.chunked = true
-				} else {
-					h.closeConn = true
-				}
-				continue
-			case "Connection":
-				for _, tok := range strings.Split(string(value), ",") {
-					switch tok = strings.TrimSpace(tok); {
-					case strings.EqualFold(tok, "close"):
-						h.closeConn = true
-					case strings.EqualFold(tok, "keep-alive"):
-						keepAlive = true
-					case strings.EqualFold(tok, "upgrade"):
-					default:
-						connTokens = append(connTokens, tok)
-					}
-				}
-				continue
-			case "Upgrade":
-				h.upgrade = string(value)
-				continue
-			case "Keep-Alive", "Proxy-Connection", "Proxy-Authenticate", "Proxy-Authorization", "Te":
-				continue
-			}
-			if code < 200 && code != http.StatusSwitchingProtocols {
-				continue
-			}
-			dst[key] = append(dst[key], string(value))
+		f.interim = code < 200 && code != http.StatusSwitchingProtocols
+		if err := u.readFields(&f, &budget); err != nil {
+			return *h, err
 		}
-		if code < 200 && code != http.StatusSwitchingProtocols {
+		if f.interim {
 			continue // 100 Continue, 103 Early Hints: the final answer follows
 		}
-		if minor == '0' && keepAlive {
+		if minor == '0' && f.keepAlive {
 			h.closeConn = false
 		}
-		for _, tok := range connTokens {
+		for _, tok := range f.connTokens {
 			delete(dst, http.CanonicalHeaderKey(tok))
 		}
 		if h.chunked {
@@ -359,8 +309,123 @@ func (u *upConn) readHead(dst http.Header, method string) (responseHead, error) 
 		if !h.noBody && !h.chunked && h.length < 0 {
 			h.closeConn = true // the body ends when the target closes
 		}
-		return h, nil
+		return *h, nil
 	}
+}
+
+func isDigit(c byte) bool { return '0' <= c && c <= '9' }
+
+// readFields reads the header fields after a status line into f. When the
+// whole header section is already buffered, as it nearly always is, its
+// values are slices of one string and their slices of one array;
+// otherwise it is read line by line.
+func (u *upConn) readFields(f *headFields, budget *int) error {
+	buf, _ := u.br.Peek(u.br.Buffered())
+	if len(buf) > *budget {
+		buf = buf[:*budget]
+	}
+	end := -1
+	if len(buf) >= 2 && buf[0] == '\r' && buf[1] == '\n' {
+		end = 0
+	} else if i := bytes.Index(buf, []byte("\r\n\r\n")); i >= 0 {
+		end = i + 2
+	}
+	// Lines that end in a bare line feed are left to the line reader.
+	if n := bytes.Count(buf[:max(end, 0)], []byte("\n")); end >= 0 && n == bytes.Count(buf[:end], []byte("\r\n")) {
+		section := string(buf[:end])
+		if n > 0 && !f.interim {
+			f.slab = make([]string, n)
+		}
+		*budget -= end + 2
+		_, _ = u.br.Discard(end + 2)
+		for section != "" {
+			var line string
+			line, section, _ = strings.Cut(section, "\r\n")
+			if err := f.field(line); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	for {
+		line, err := u.readLine(budget)
+		if err != nil {
+			return err
+		}
+		if len(line) == 0 {
+			return nil
+		}
+		if err := f.field(string(line)); err != nil {
+			return err
+		}
+	}
+}
+
+// headFields is the state of reading a response's header fields.
+type headFields struct {
+	h          responseHead
+	dst        http.Header
+	interim    bool // a 1xx response other than 101, whose fields are dropped
+	connTokens []string
+	keepAlive  bool
+	// slab backs the value slices of dst, or is empty.
+	slab []string
+}
+
+// field takes one header line.
+func (f *headFields) field(line string) error {
+	name, value, ok := strings.Cut(line, ":")
+	if !ok || name == "" {
+		return errMalformedResponse
+	}
+	name = strings.TrimRight(name, " \t")
+	value = strings.TrimSpace(value)
+	key := headerKey(name)
+	h := &f.h
+	switch key {
+	case "Content-Length":
+		n, err := strconv.ParseInt(value, 10, 64)
+		if err != nil || n < 0 || (h.length >= 0 && n != h.length) {
+			return errMalformedResponse
+		}
+		h.length = n
+	case "Transfer-Encoding":
+		if strings.EqualFold(strings.TrimSpace(value[strings.LastIndexByte(value, ',')+1:]), "chunked") {
+			h.chunked = true
+		} else {
+			h.closeConn = true
+		}
+		return nil
+	case "Connection":
+		for _, tok := range strings.Split(value, ",") {
+			switch tok = strings.TrimSpace(tok); {
+			case strings.EqualFold(tok, "close"):
+				h.closeConn = true
+			case strings.EqualFold(tok, "keep-alive"):
+				f.keepAlive = true
+			case strings.EqualFold(tok, "upgrade"):
+			default:
+				f.connTokens = append(f.connTokens, tok)
+			}
+		}
+		return nil
+	case "Upgrade":
+		h.upgrade = value
+		return nil
+	case "Keep-Alive", "Proxy-Connection", "Proxy-Authenticate", "Proxy-Authorization", "Te":
+		return nil
+	}
+	if f.interim {
+		return nil
+	}
+	if vv, ok := f.dst[key]; ok || len(f.slab) == 0 {
+		f.dst[key] = append(vv, value)
+		return nil
+	}
+	f.slab[0] = value
+	f.dst[key] = f.slab[:1:1]
+	f.slab = f.slab[1:]
+	return nil
 }
 
 // readLine reads one line without its line break, within budget bytes of
@@ -394,6 +459,19 @@ func (u *upConn) readLine(budget *int) ([]byte, error) {
 // breaks off aborts the client's connection.
 func (p *pool) relayBody(w http.ResponseWriter, u *upConn, h *responseHead) {
 	if h.noBody || h.length == 0 {
+		p.done(u, h.closeConn)
+		return
+	}
+	if h.length > 0 && h.length <= int64(u.br.Buffered()) {
+		// The whole body came with the headers: write it from the
+		// connection's buffer.
+		body, _ := u.br.Peek(int(h.length))
+		_, werr := w.Write(body)
+		_, _ = u.br.Discard(len(body))
+		if werr != nil {
+			u.close()
+			return
+		}
 		p.done(u, h.closeConn)
 		return
 	}
@@ -458,7 +536,7 @@ func (u *upConn) readTrailers(dst http.Header) error {
 		if i <= 0 {
 			return errMalformedResponse
 		}
-		key := http.TrailerPrefix + headerKey(bytes.TrimSpace(line[:i]))
+		key := http.TrailerPrefix + headerKey(string(bytes.TrimSpace(line[:i])))
 		dst[key] = append(dst[key], string(bytes.TrimSpace(line[i+1:])))
 	}
 }
@@ -491,8 +569,8 @@ func copyTo(w http.ResponseWriter, src io.Reader, stream bool) (werr, rerr error
 
 // headerKey canonicalizes a header name without allocating for the
 // common ones.
-func headerKey(name []byte) string {
-	switch string(name) {
+func headerKey(name string) string {
+	switch name {
 	case "Content-Type", "content-type":
 		return "Content-Type"
 	case "Content-Length", "content-length":
@@ -526,5 +604,5 @@ func headerKey(name []byte) string {
 	case "X-Content-Type-Options", "x-content-type-options":
 		return "X-Content-Type-Options"
 	}
-	return http.CanonicalHeaderKey(string(name))
+	return http.CanonicalHeaderKey(name)
 }

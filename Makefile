@@ -45,12 +45,13 @@ fuzz:
 generate:
 	$(GO) generate ./internal/awsmodel
 
-## bench: the benchmarks recorded in docs/benchmarks.md
+## bench: the benchmarks recorded in docs/benchmarks.md (bench/lb needs Debian's wrk and nginx)
 bench:
 	$(GO) run ./bench/taskdefs
 	$(GO) run ./bench/runtask
 	$(GO) run ./bench/services
 	$(GO) run ./bench/registry
+	$(GO) run ./bench/lb
 	$(GO) test -run '^$$' -bench . -benchtime 2s ./internal/store/bolt
 	$(GO) test -run '^$$' -bench '^BenchmarkPlace$$' ./internal/scheduler
 

@@ -15,6 +15,7 @@ import (
 
 	"github.com/berthdev/berth/internal/awsmodel"
 	"github.com/berthdev/berth/internal/awsmodel/ecrtypes"
+	"github.com/berthdev/berth/internal/clocktest"
 	"github.com/berthdev/berth/internal/controller"
 	"github.com/berthdev/berth/internal/registry"
 	"github.com/berthdev/berth/internal/state"
@@ -22,22 +23,7 @@ import (
 	"github.com/berthdev/berth/internal/store/bolt"
 )
 
-type testClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *testClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *testClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
+type testClock = clocktest.Clock
 
 // registryEnv is a real registry over a bolt store, with one repository.
 type registryEnv struct {
@@ -56,7 +42,7 @@ func newRegistryEnv(t *testing.T, repo string) *registryEnv {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	clk := &testClock{t: time.Date(2030, 3, 1, 0, 0, 0, 0, time.UTC)}
+	clk := clocktest.New(time.Date(2030, 3, 1, 0, 0, 0, 0, time.UTC))
 	reg, err := registry.Open(registry.Config{Store: st, Dir: filepath.Join(dir, "reg"), Host: "127.0.0.1:4566", TokenKey: bytes.Repeat([]byte("k"), 32), Now: clk.Now})
 	if err != nil {
 		t.Fatal(err)

@@ -16,28 +16,13 @@ import (
 
 	"github.com/berthdev/berth/internal/awsmodel"
 	"github.com/berthdev/berth/internal/awsmodel/ecrtypes"
+	"github.com/berthdev/berth/internal/clocktest"
 	"github.com/berthdev/berth/internal/state"
 	"github.com/berthdev/berth/internal/store"
 	"github.com/berthdev/berth/internal/store/bolt"
 )
 
-// clock is the injected clock of a test.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
+type clock = clocktest.Clock
 
 // hookStore runs beforeUpdate (when set) at the start of every Update.
 type hookStore struct {
@@ -175,7 +160,7 @@ func newEnv(t testing.TB) *env {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	e := &env{t: t, store: &hookStore{Store: st}, clk: &clock{t: time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)}, dir: t.TempDir()}
+	e := &env{t: t, store: &hookStore{Store: st}, clk: clocktest.New(time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)), dir: t.TempDir()}
 	e.srv = httptest.NewUnstartedServer(nil)
 	e.r = e.open()
 	e.srv.Config.Handler = e.r

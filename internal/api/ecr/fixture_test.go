@@ -9,13 +9,13 @@ import (
 	"fmt"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/berthdev/berth/internal/api/ecr"
 	"github.com/berthdev/berth/internal/awsmodel"
 	"github.com/berthdev/berth/internal/awsmodel/ecrtypes"
+	"github.com/berthdev/berth/internal/clocktest"
 	"github.com/berthdev/berth/internal/registry"
 	"github.com/berthdev/berth/internal/store"
 	"github.com/berthdev/berth/internal/store/bolt"
@@ -31,23 +31,7 @@ const (
 	arnBase = "arn:aws:ecr:" + region + ":" + account + ":repository/"
 )
 
-// clock is a test's clock.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
+type clock = clocktest.Clock
 
 // fixture is the ECR API over a real registry and bolt store in a temp dir.
 type fixture struct {
@@ -67,7 +51,7 @@ func newFixture(t testing.TB) *fixture {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	clk := &clock{t: time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)}
+	clk := clocktest.New(time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC))
 	reg, err := registry.Open(registry.Config{
 		Store: st, Dir: filepath.Join(dir, "registry"), Host: host, Region: region, Account: account,
 		TokenKey: []byte("0123456789abcdef0123456789abcdef"), Now: clk.Now,

@@ -15,6 +15,7 @@ import (
 	"github.com/berthdev/berth/internal/api/elbv2"
 	"github.com/berthdev/berth/internal/awsmodel"
 	"github.com/berthdev/berth/internal/awsmodel/elbv2types"
+	"github.com/berthdev/berth/internal/clocktest"
 	"github.com/berthdev/berth/internal/state"
 	"github.com/berthdev/berth/internal/store"
 	"github.com/berthdev/berth/internal/store/bolt"
@@ -28,23 +29,7 @@ const (
 
 var arns = state.ARNs{Region: region, Account: account}
 
-// clock is a test's clock.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
+type clock = clocktest.Clock
 
 // seeded is a deterministic source of ids.
 type seeded struct {
@@ -76,7 +61,7 @@ func newFixture(t testing.TB) *fixture {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	clk := &clock{t: time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)}
+	clk := clocktest.New(time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC))
 	certDir := filepath.Join(dir, "certificates")
 	api, err := elbv2.New(elbv2.Config{
 		Store: st, Region: region, Account: account, CertificateDir: certDir,

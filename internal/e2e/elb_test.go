@@ -218,3 +218,36 @@ func lbAddressOf(t *testing.T, b *berth, name string) string {
 	}
 	return addr
 }
+
+// TestLoadBalancerListenerThatCannotBind: a listener whose port is taken
+// leaves its load balancer active_impaired with the reason, and the load
+// balancer becomes active once the port is free and the listener changes.
+func TestLoadBalancerListenerThatCannotBind(t *testing.T) {
+	b := startBerth(t)
+	c := b.elbClient()
+	lbd := must[*elb.CreateLoadBalancerOutput](t)(c.CreateLoadBalancer(ctx(t), &elb.CreateLoadBalancerInput{Name: aws.String("busy")})).LoadBalancers[0]
+	tg := must[*elb.CreateTargetGroupOutput](t)(c.CreateTargetGroup(ctx(t), &elb.CreateTargetGroupInput{
+		Name: aws.String("busy"), Protocol: elbtypes.ProtocolEnumHttp, Port: aws.Int32(80), TargetType: elbtypes.TargetTypeEnumIp, VpcId: aws.String("vpc-berth"),
+	})).TargetGroups[0]
+	taken, err := net.Listen("tcp", net.JoinHostPort(lbAddressOf(t, b, "busy"), "0"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	port := int32(taken.Addr().(*net.TCPAddr).Port)
+	ln := must[*elb.CreateListenerOutput](t)(c.CreateListener(ctx(t), &elb.CreateListenerInput{
+		LoadBalancerArn: lbd.LoadBalancerArn, Protocol: elbtypes.ProtocolEnumHttp, Port: aws.Int32(port),
+		DefaultActions: []elbtypes.Action{{Type: elbtypes.ActionTypeEnumForward, TargetGroupArn: tg.TargetGroupArn}},
+	})).Listeners[0]
+	lbState := func() elbtypes.LoadBalancerState {
+		out := must[*elb.DescribeLoadBalancersOutput](t)(c.DescribeLoadBalancers(ctx(t), &elb.DescribeLoadBalancersInput{Names: []string{"busy"}}))
+		return *out.LoadBalancers[0].State
+	}
+	eventually(t, "active_impaired", func() bool { return lbState().Code == elbtypes.LoadBalancerStateEnumActiveImpaired })
+	if reason := aws.ToString(lbState().Reason); !strings.Contains(reason, strconv.Itoa(int(port))) {
+		t.Fatalf("reason %q does not name the port", reason)
+	}
+	taken.Close()
+	must[*elb.ModifyListenerOutput](t)(c.ModifyListener(ctx(t), &elb.ModifyListenerInput{ListenerArn: ln.ListenerArn, Port: aws.Int32(port)}))
+	eventually(t, "active", func() bool { return lbState().Code == elbtypes.LoadBalancerStateEnumActive })
+}

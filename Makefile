@@ -40,6 +40,8 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzParseExpression$$' -fuzztime $$((300000 * $(FUZZ_SCALE)))x ./internal/scheduler
 	$(GO) test -run '^$$' -fuzz '^FuzzAgentProtocol$$' -fuzztime $$((30000 * $(FUZZ_SCALE)))x ./internal/api/agent
 	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $$((20000 * $(FUZZ_SCALE)))x ./internal/registry
+	$(GO) test -run '^$$' -fuzz '^FuzzReadRequest$$' -fuzztime $$((100000 * $(FUZZ_SCALE)))x ./internal/lb
+	$(GO) test -run '^$$' -fuzz '^FuzzResponseHead$$' -fuzztime $$((100000 * $(FUZZ_SCALE)))x ./internal/lb
 
 ## generate: regenerate API types from ../shared/aws-models
 generate:

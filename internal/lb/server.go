@@ -39,6 +39,8 @@ type h1conn struct {
 	state  atomic.Int32
 	w      h1writer
 	req    simpleRequest
+	// deadline is the read deadline last set by serveOne (zero: unknown).
+	deadline time.Time
 }
 
 // limitedReader reads from a connection and fails once n bytes have been
@@ -75,6 +77,7 @@ func (l *listener) serveH1(c net.Conn, ts *tls.ConnectionState) {
 	hc.bw = bufio.NewWriterSize(c, 4<<10)
 	hc.w.hc = hc
 	hc.w.header = make(http.Header, 16)
+	hc.w.values = make([]string, 32)
 	if !l.track(hc) {
 		_ = c.Close()
 		return
@@ -93,7 +96,7 @@ func (hc *h1conn) serveOne() bool {
 	// Idle: a closing listener wakes idle connections by moving their
 	// deadline to the past, so check after publishing the state.
 	hc.state.Store(connIdle)
-	_ = hc.c.SetReadDeadline(time.Now().Add(rt.lb.idleTimeout))
+	hc.refreshDeadline(rt.lb.idleTimeout)
 	if l.isClosing() {
 		return false
 	}
@@ -133,6 +136,7 @@ func (hc *h1conn) serveOne() bool {
 		}
 		delete(req.Header, "Expect")
 		req.Body = body
+		hc.deadline = time.Time{} // the body's reads move it
 	}
 
 	w := &hc.w
@@ -148,6 +152,25 @@ func (hc *h1conn) serveOne() bool {
 		return false
 	}
 	return !l.isClosing()
+}
+
+// refreshDeadline moves the read deadline to the idle timeout from now,
+// unless the one set before is within deadlineSlack of that: setting a
+// deadline updates a runtime timer, which a busy keep-alive connection
+// would otherwise do on every request.
+func (hc *h1conn) refreshDeadline(idle time.Duration) {
+	d := time.Now().Add(idle)
+	if d.Before(hc.deadline) || d.Sub(hc.deadline) > deadlineSlack(idle) {
+		hc.deadline = d
+		_ = hc.c.SetReadDeadline(d)
+	}
+}
+
+// deadlineSlack is how much earlier than the idle timeout a connection's
+// reads may time out, for setting their deadline less often: up to a
+// second, and an eighth of short timeouts.
+func deadlineSlack(idle time.Duration) time.Duration {
+	return min(time.Second, idle/8)
 }
 
 // handle runs the handler; it reports false when the handler aborted the
@@ -236,9 +259,12 @@ func (b *clientBody) drain() bool {
 // h1writer is the http.ResponseWriter of an h1conn; one per connection,
 // reset for each request.
 type h1writer struct {
-	hc          *h1conn
-	req         *http.Request
-	header      http.Header
+	hc     *h1conn
+	req    *http.Request
+	header http.Header
+	// values backs the value slices of a proxied response's header, whose
+	// references reset drops.
+	values      []string
 	status      int
 	wroteHeader bool
 	bodyOK      bool

@@ -61,12 +61,19 @@ type upConn struct {
 	// reused is set once the connection served a request.
 	reused    bool
 	idleSince time.Time
+	// deadline is the read deadline last set by Read.
+	deadline time.Time
 }
 
 // Read reads from the connection with the idle timeout as deadline: a
-// target that sends nothing for that long, headers or body, times out.
+// target that sends nothing for that long, headers or body, times out
+// (up to deadlineSlack sooner: the deadline moves only once it is that
+// stale).
 func (u *upConn) Read(b []byte) (int, error) {
-	_ = u.c.SetReadDeadline(time.Now().Add(u.p.idle))
+	if d := time.Now().Add(u.p.idle); d.Sub(u.deadline) > deadlineSlack(u.p.idle) {
+		u.deadline = d
+		_ = u.c.SetReadDeadline(d)
+	}
 	return u.c.Read(b)
 }
 

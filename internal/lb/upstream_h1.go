@@ -63,7 +63,11 @@ func (p *pool) proxy(w http.ResponseWriter, r *http.Request, rt *routes, t *targ
 		err := u.writeRequest(r, rt, upgrade, now, hasBody)
 		var head responseHead
 		if err == nil {
-			head, err = u.readHead(dst, r.Method)
+			var values []string
+			if hw, ok := w.(*h1writer); ok {
+				values = hw.values
+			}
+			head, err = u.readHead(dst, r.Method, values)
 		}
 		if !stop() && err == nil {
 			err = r.Context().Err()
@@ -266,15 +270,16 @@ type responseHead struct {
 
 // readHead reads a response's status line and headers, the headers into
 // dst (hop-by-hop ones left out), skipping interim 1xx responses other
-// than 101.
-func (u *upConn) readHead(dst http.Header, method string) (responseHead, error) {
+// than 101. The value slices of dst are backed by values when it is large
+// enough (the caller's to reuse once dst no longer holds them).
+func (u *upConn) readHead(dst http.Header, method string, values []string) (responseHead, error) {
 	budget := maxResponseHeaderBytes
 	for {
 		line, err := u.readLine(&budget)
 		if err != nil {
 			return responseHead{}, err
 		}
-		f := headFields{h: responseHead{length: -1}, dst: dst}
+		f := headFields{h: responseHead{length: -1}, dst: dst, values: values}
 		h := &f.h
 		if len(line) < 12 || !bytes.HasPrefix(line, []byte("HTTP/1.")) || line[8] != ' ' {
 			return *h, errMalformedResponse
@@ -334,7 +339,11 @@ func (u *upConn) readFields(f *headFields, budget *int) error {
 	if n := bytes.Count(buf[:max(end, 0)], []byte("\n")); end >= 0 && n == bytes.Count(buf[:end], []byte("\r\n")) {
 		section := string(buf[:end])
 		if n > 0 && !f.interim {
-			f.slab = make([]string, n)
+			if n <= len(f.values) {
+				f.slab = f.values[:n]
+			} else {
+				f.slab = make([]string, n)
+			}
 		}
 		*budget -= end + 2
 		_, _ = u.br.Discard(end + 2)
@@ -368,8 +377,10 @@ type headFields struct {
 	interim    bool // a 1xx response other than 101, whose fields are dropped
 	connTokens []string
 	keepAlive  bool
-	// slab backs the value slices of dst, or is empty.
-	slab []string
+	// slab backs the value slices of dst, or is empty; it is values when
+	// that is large enough.
+	slab   []string
+	values []string
 }
 
 // field takes one header line.

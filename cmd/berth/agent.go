@@ -33,6 +33,7 @@ func (a attrFlags) Set(v string) error {
 
 type agentFlags struct {
 	server, token, tokenFile, cluster, stateDir, metadataListen, logLevel, logFormat, registryAuth string
+	hostAddress                                                                                    string
 	attrs                                                                                          attrFlags
 	reservedMemory                                                                                 int
 }
@@ -48,6 +49,7 @@ func newAgentFlags(stderr io.Writer) (*flag.FlagSet, *agentFlags) {
 	fs.StringVar(&f.stateDir, "state-dir", filepath.Join(defaultDataDir(), "agent"), "directory for the agent's identity and task state")
 	fs.StringVar(&f.metadataListen, "metadata-listen", agent.DefaultMetadataListen, "address of the task metadata endpoint (v4) containers call")
 	fs.IntVar(&f.reservedMemory, "reserved-memory", 0, "MiB of host memory not offered to tasks")
+	fs.StringVar(&f.hostAddress, "host-address", os.Getenv("BERTH_HOST_ADDRESS"), "address other hosts reach this one at; load balancers send instance targets' traffic there (default: this host's address on the route to the control plane)")
 	fs.StringVar(&f.registryAuth, "registry-auth-file", os.Getenv("BERTH_REGISTRY_AUTH_FILE"), "Docker config.json with credentials for private registries (like ECS_ENGINE_AUTH_TYPE=dockercfg); Berth's own registry needs none, the agent gets its credentials from the control plane")
 	fs.Var(f.attrs, "attribute", "custom instance attribute name=value (repeatable)")
 	fs.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn or error")
@@ -90,7 +92,7 @@ func runAgent(args []string, stderr io.Writer) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	cfg := agent.Config{
-		Cluster: f.cluster, Endpoint: f.server, Token: f.token, StateDir: f.stateDir,
+		Cluster: f.cluster, Endpoint: f.server, Token: f.token, StateDir: f.stateDir, HostAddress: f.hostAddress,
 		MetadataListen: f.metadataListen, ReservedMemoryMiB: f.reservedMemory, Attributes: f.attrs,
 	}
 	if f.registryAuth != "" {

@@ -78,6 +78,11 @@ type Config struct {
 	RegistryAuth func(image string) *runtime.RegistryAuth
 	// Attributes are custom instance attributes; names may not start with "ecs.".
 	Attributes map[string]string
+	// HostAddress is the address other hosts reach this one at, reported as
+	// the berth.host-address attribute (load balancers send instance
+	// targets' traffic there); empty means the local address of the route
+	// to the control plane.
+	HostAddress string
 	// AvailabilityZone is reported by the task metadata endpoint, if set.
 	AvailabilityZone string
 

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
+	"net/url"
 	"os"
 	"slices"
 	"time"
@@ -208,10 +210,46 @@ func (a *Agent) attributes() map[string]string {
 		// awsvpc works when the pause image can be had.
 		attrs["ecs.capability.task-eni"] = ""
 	}
+	if addr := a.hostAddress(); addr != "" {
+		attrs[HostAddressAttribute] = addr
+	}
 	for k, v := range a.cfg.Attributes {
 		attrs[k] = v
 	}
 	return attrs
+}
+
+// HostAddressAttribute is the attribute in which the agent reports the
+// address other hosts reach this one at: the control plane's load
+// balancers send an instance target's traffic there.
+const HostAddressAttribute = "berth.host-address"
+
+// hostAddress is Config.HostAddress, or the local address of the route to
+// the control plane (a UDP "connection" sends nothing): 127.0.0.1 for an
+// agent beside its control plane, this host's address on the network the
+// control plane is on otherwise.
+func (a *Agent) hostAddress() string {
+	if a.cfg.HostAddress != "" {
+		return a.cfg.HostAddress
+	}
+	u, err := url.Parse(a.cfg.Endpoint)
+	if err != nil || u.Host == "" {
+		return ""
+	}
+	host := u.Host
+	if u.Port() == "" {
+		host = net.JoinHostPort(u.Hostname(), "80")
+	}
+	c, err := net.Dial("udp", host)
+	if err != nil {
+		return ""
+	}
+	defer c.Close()
+	ua, ok := c.LocalAddr().(*net.UDPAddr)
+	if !ok {
+		return ""
+	}
+	return ua.IP.String()
 }
 
 // apply hands a desired state to the task managers: new tasks get one,

@@ -44,6 +44,8 @@ func TestRegistration(t *testing.T) {
 		"com.amazonaws.ecs.capability.logging-driver.none":      "",
 		"stack": "prod",
 		"gpu":   "",
+		// The fake control plane is on loopback: the route to it leaves from 127.0.0.1.
+		HostAddressAttribute: "127.0.0.1",
 	} {
 		if got, ok := req.Attributes[k]; !ok || got != v {
 			t.Errorf("attribute %s = %q (present %v), want %q", k, got, ok, v)

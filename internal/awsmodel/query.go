@@ -39,13 +39,7 @@ func CallQuery[I any, O any, PI interface {
 	root := parseQueryForm(form)
 	decode := func(in any) error { return decodeQueryTree(root, in) }
 	present := func(vs []Violation) []Violation {
-		var left []Violation
-		for _, v := range vs {
-			if v.Constraint == requiredConstraint || root.lookup(v.Field) != nil {
-				left = append(left, v)
-			}
-		}
-		return left
+		return keepPresent(vs, func(field string) bool { return root.lookup(field) != nil })
 	}
 	return call[I, O, PI](ctx, decode, present, fn)
 }
@@ -124,45 +118,30 @@ func (n *queryNode) indexed() (items []*queryNode, bad string) {
 // lookup finds the node of the member at path, named as the Validator names
 // it (a.b[0].c, m["k"]), or nil when the request does not carry it.
 func (n *queryNode) lookup(path string) *queryNode {
-	for path != "" && n != nil {
-		switch {
-		case path[0] == '.':
-			path = path[1:]
-		case path[0] == '[':
-			end := strings.IndexByte(path, ']')
-			if end < 0 {
-				return nil
-			}
-			seg := path[1:end]
-			path = path[end+1:]
-			if k, err := strconv.Unquote(seg); err == nil {
-				entries, _ := n.kids["entry"].indexed()
-				var found *queryNode
-				for _, e := range entries {
-					if key := e.kids["key"]; key != nil && key.set && key.value == k {
-						found = e.kids["value"]
-						break
-					}
+	walked, _ := walkField(path, func(st fieldStep) bool {
+		switch st.kind {
+		case stepKey:
+			entries, _ := n.kids["entry"].indexed()
+			var found *queryNode
+			for _, e := range entries {
+				if key := e.kids["key"]; key != nil && key.set && key.value == st.key {
+					found = e.kids["value"]
+					break
 				}
-				n = found
-				continue
 			}
-			i, err := strconv.Atoi(seg)
+			n = found
+		case stepIndex:
 			members, _ := n.kids["member"].indexed()
-			if err != nil || i < 0 || i >= len(members) {
-				return nil
+			if st.index < 0 || st.index >= len(members) {
+				return false
 			}
-			n = members[i]
+			n = members[st.index]
 		default:
-			end := strings.IndexAny(path, ".[")
-			if end < 0 {
-				end = len(path)
-			}
-			n = n.kids[path[:end]]
-			path = path[end:]
+			n = n.kids[st.member]
 		}
-	}
-	if n == nil || (!n.set && len(n.kids) == 0) {
+		return n != nil
+	})
+	if !walked || n == nil || (!n.set && len(n.kids) == 0) {
 		return nil
 	}
 	return n

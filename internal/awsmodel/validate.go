@@ -199,61 +199,106 @@ func MustCompile(pattern string) *regexp.Regexp {
 	return regexp.MustCompile(`^(?:` + pattern + `)$`)
 }
 
-// presentViolations keeps the violations of members the JSON body carries,
-// and every missing required member.
-func presentViolations(vs []Violation, body []byte) []Violation {
-	var doc any
-	_ = json.Unmarshal(body, &doc)
+// keepPresent keeps the violations of members has reports the request
+// carries, and every missing required member: AWS checks only what a
+// request sends.
+func keepPresent(vs []Violation, has func(field string) bool) []Violation {
 	var left []Violation
 	for _, v := range vs {
-		if v.Constraint == requiredConstraint || present(doc, v.Field) {
+		if v.Constraint == requiredConstraint || has(v.Field) {
 			left = append(left, v)
 		}
 	}
 	return left
 }
 
-// present reports whether the member at path (as the validator names it:
-// a.b[0].c, m["k"]) is in doc and not null.
-func present(doc any, path string) bool {
+// presentViolations is keepPresent over a JSON body.
+func presentViolations(vs []Violation, body []byte) []Violation {
+	var doc any
+	_ = json.Unmarshal(body, &doc)
+	return keepPresent(vs, func(field string) bool { return present(doc, field) })
+}
+
+// fieldStep is one step of a member path as the Validator names it
+// (a.b[0].c, m["k"]): a member, a list index or a map key.
+type fieldStep struct {
+	kind   stepKind
+	member string
+	index  int
+	key    string
+}
+
+type stepKind int
+
+const (
+	stepMember stepKind = iota
+	stepIndex
+	stepKey
+)
+
+// walkField calls step for each step of path until it returns false. It
+// reports whether every step was taken, and whether path was malformed
+// (a "[" without "]", or an index that is not a number).
+func walkField(path string, step func(fieldStep) bool) (walked, malformed bool) {
 	for path != "" {
+		var st fieldStep
 		switch {
 		case path[0] == '.':
 			path = path[1:]
+			continue
 		case path[0] == '[':
 			end := strings.IndexByte(path, ']')
 			if end < 0 {
-				return true
+				return false, true
 			}
 			seg := path[1:end]
 			path = path[end+1:]
 			if k, err := strconv.Unquote(seg); err == nil {
-				m, ok := doc.(map[string]any)
-				if doc, ok = m[k]; !ok {
-					return false
-				}
-				continue
+				st = fieldStep{kind: stepKey, key: k}
+			} else if i, err := strconv.Atoi(seg); err == nil {
+				st = fieldStep{kind: stepIndex, index: i}
+			} else {
+				return false, true
 			}
-			i, err := strconv.Atoi(seg)
-			list, ok := doc.([]any)
-			if err != nil || !ok || i < 0 || i >= len(list) {
-				return false
-			}
-			doc = list[i]
 		default:
 			end := strings.IndexAny(path, ".[")
 			if end < 0 {
 				end = len(path)
 			}
-			m, ok := doc.(map[string]any)
-			if !ok {
-				return false
-			}
-			if doc, ok = m[path[:end]]; !ok {
-				return false
-			}
+			st = fieldStep{kind: stepMember, member: path[:end]}
 			path = path[end:]
 		}
+		if !step(st) {
+			return false, false
+		}
 	}
-	return doc != nil
+	return true, false
+}
+
+// present reports whether the member at path is in doc (decoded JSON) and
+// not null. A malformed path counts as present, so its violation stays.
+func present(doc any, path string) bool {
+	walked, malformed := walkField(path, func(st fieldStep) bool {
+		switch st.kind {
+		case stepIndex:
+			list, ok := doc.([]any)
+			if !ok || st.index < 0 || st.index >= len(list) {
+				return false
+			}
+			doc = list[st.index]
+			return true
+		case stepKey:
+			m, _ := doc.(map[string]any)
+			var ok bool
+			doc, ok = m[st.key]
+			return ok
+		}
+		m, ok := doc.(map[string]any)
+		if !ok {
+			return false
+		}
+		doc, ok = m[st.member]
+		return ok
+	})
+	return malformed || walked && doc != nil
 }

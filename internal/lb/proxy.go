@@ -335,7 +335,11 @@ func relay(w http.ResponseWriter, resp *http.Response) {
 	w.WriteHeader(resp.StatusCode)
 	var readErr error
 	if resp.ContentLength != 0 {
-		readErr = copyBody(w, resp.Body, resp.ContentLength < 0)
+		// A client that leaves just ends the copy; a target that breaks off
+		// the body aborts the answer.
+		if _, rerr := copyTo(w, resp.Body, resp.ContentLength < 0); rerr != io.EOF {
+			readErr = rerr
+		}
 	}
 	_ = resp.Body.Close()
 	for k, vv := range resp.Trailer {
@@ -343,35 +347,5 @@ func relay(w http.ResponseWriter, resp *http.Response) {
 	}
 	if readErr != nil {
 		panic(http.ErrAbortHandler)
-	}
-}
-
-// copyBody copies the body to the client, flushing after every write when
-// the length is unknown (a stream). It returns the error of reading the
-// body, not of writing it: a client that leaves just ends the copy.
-func copyBody(w http.ResponseWriter, body io.Reader, stream bool) error {
-	bp := bufPool.Get().(*[]byte)
-	defer bufPool.Put(bp)
-	buf := *bp
-	var flusher http.Flusher
-	if stream {
-		flusher, _ = w.(http.Flusher)
-	}
-	for {
-		n, err := body.Read(buf)
-		if n > 0 {
-			if _, werr := w.Write(buf[:n]); werr != nil {
-				return nil
-			}
-			if flusher != nil {
-				flusher.Flush()
-			}
-		}
-		if err == io.EOF {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
 	}
 }

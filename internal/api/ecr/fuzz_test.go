@@ -2,11 +2,9 @@ package ecr_test
 
 import (
 	"context"
-	"errors"
-	"net/http"
 	"testing"
 
-	"github.com/berthdev/berth/internal/awsmodel"
+	"github.com/berthdev/berth/internal/api/supporttest"
 )
 
 // FuzzHandlers sends arbitrary bodies through the whole ECR API path:
@@ -61,23 +59,7 @@ func FuzzHandlers(f *testing.F) {
 	f.Fuzz(func(t *testing.T, op uint8, body []byte) {
 		name := ops[int(op)%len(ops)]
 		_, err := dispatch(context.Background(), name, body)
-		if err != nil {
-			var (
-				api *awsmodel.APIError
-				se  *awsmodel.SerializationError
-				ve  *awsmodel.ValidationError
-				nie *awsmodel.NotImplementedError
-			)
-			switch {
-			case errors.As(err, &api):
-				if api.Status >= http.StatusInternalServerError {
-					t.Fatalf("%s(%q) answered a server error: %v", name, body, err)
-				}
-			case errors.As(err, &se), errors.As(err, &ve), errors.As(err, &nie):
-			default:
-				t.Fatalf("%s(%q) failed with an unmapped error %T: %v", name, body, err, err)
-			}
-		}
+		supporttest.RequireClientError(t, name, body, err)
 		// The store still answers.
 		if _, err := dispatch(context.Background(), "DescribeRepositories", []byte(`{}`)); err != nil {
 			t.Fatalf("store unreadable after %s(%q): %v", name, body, err)

@@ -1,5 +1,7 @@
-// Package supporttest keeps the README's supported-actions tables true: a
-// service's table must list exactly the operations its handler implements.
+// Package supporttest holds what the AWS API packages' tests share: the
+// check that keeps the README's supported-actions tables true (a service's
+// table must list exactly the operations its handler implements), and the
+// fuzz targets' verdict on an error.
 package supporttest
 
 import (
@@ -75,5 +77,31 @@ func Check(t *testing.T, section string, handler any, operations []string) {
 	listed, impl := Listed(t, section), Implemented(t, handler, operations)
 	if !slices.Equal(listed, impl) {
 		t.Fatalf("README lists %v\nimplemented: %v", listed, impl)
+	}
+}
+
+// RequireClientError fails the test unless err is nil or one the front
+// door answers as a client error: an APIError below 500, a serialization or
+// validation error, or an operation not implemented. Fuzz targets call it
+// for every answer.
+func RequireClientError(t *testing.T, op string, input any, err error) {
+	t.Helper()
+	if err == nil {
+		return
+	}
+	var (
+		api *awsmodel.APIError
+		se  *awsmodel.SerializationError
+		ve  *awsmodel.ValidationError
+		nie *awsmodel.NotImplementedError
+	)
+	switch {
+	case errors.As(err, &api):
+		if api.Status >= 500 {
+			t.Fatalf("%s(%q) answered a server error: %v", op, input, err)
+		}
+	case errors.As(err, &se), errors.As(err, &ve), errors.As(err, &nie):
+	default:
+		t.Fatalf("%s(%q) failed with an unmapped error %T: %v", op, input, err, err)
 	}
 }

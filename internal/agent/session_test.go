@@ -159,3 +159,15 @@ func TestReporterCoalescesAndBounds(t *testing.T) {
 		t.Fatalf("resend: %d pending", r.size())
 	}
 }
+
+// TestHostAddressOverride: --host-address replaces the address of the
+// route to the control plane in the berth.host-address attribute.
+func TestHostAddressOverride(t *testing.T) {
+	cp := newFakeControlPlane(t)
+	rt := fake.New(fake.Options{Host: runtime.HostInfo{CPUs: 1, MemoryBytes: 1 << 30, OS: "linux", Arch: "amd64"}})
+	startAgent(t, cp, rt, t.TempDir(), func(c *Config) { c.HostAddress = "10.1.2.3" })
+	cp.waitFor("registration", func() bool { return len(cp.registers) == 1 })
+	if got := cp.registers[0].Attributes[HostAddressAttribute]; got != "10.1.2.3" {
+		t.Fatalf("%s = %q, want the configured 10.1.2.3", HostAddressAttribute, got)
+	}
+}

@@ -27,6 +27,8 @@ vet:
 
 unit:
 	$(GO) test -race -count=1 -timeout 15m ./...
+	# the load balancer again without the race detector: only such builds make raw system calls (internal/lb/rawio.go)
+	$(GO) test -count=1 -timeout 5m ./internal/lb
 
 ## fuzz: each fuzz target briefly (go runs one target per package per call); FUZZ_SCALE=10 for longer
 fuzz:

@@ -55,6 +55,7 @@ type options struct {
 	duration    time.Duration
 	connections []int
 	dir         string
+	backend     string
 }
 
 func main() {
@@ -65,6 +66,7 @@ func main() {
 	flag.DurationVar(&o.duration, "duration", 10*time.Second, "wrk duration per run")
 	flag.StringVar(&conns, "c", "1,64", "comma-separated wrk connection counts (the first is the low-load one)")
 	flag.StringVar(&o.dir, "dir", os.TempDir(), "working directory (a temporary folder is made inside)")
+	flag.StringVar(&o.backend, "backend", "testapp", "the backends: testapp (Berth's test application, Go net/http) or nginx (nginx answering from memory, one worker each)")
 	flag.Parse()
 	for _, s := range strings.Split(conns, ",") {
 		n, err := strconv.Atoi(strings.TrimSpace(s))
@@ -72,6 +74,9 @@ func main() {
 			log.Fatalf("-c %q: want positive integers", conns)
 		}
 		o.connections = append(o.connections, n)
+	}
+	if o.backend != "testapp" && o.backend != "nginx" {
+		log.Fatalf("-backend %q: want testapp or nginx", o.backend)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -98,7 +103,11 @@ func run(ctx context.Context, o options) error {
 	}
 	defer os.RemoveAll(work)
 
-	backends, stopBackends, err := startBackends(ctx, work, o.backends)
+	start := startBackends
+	if o.backend == "nginx" {
+		start = startNginxBackends
+	}
+	backends, stopBackends, err := start(ctx, work, o.backends)
 	if err != nil {
 		return err
 	}
@@ -151,8 +160,8 @@ func run(ctx context.Context, o options) error {
 			fmt.Printf("| %s | %d | %.0f | %v | %v | %.2fx | %s |\n", t.name, c, m.rps, m.p50, m.p99, m.rps/peer, added)
 		}
 	}
-	fmt.Printf("\n(%d rounds of %v per run, medians; %d backends; wrk with 2 threads at -c 64, 1 thread at -c 1; %d cores shared by wrk, the proxies and the backends)\n",
-		o.rounds, o.duration, len(backends), goruntime.NumCPU())
+	fmt.Printf("\n(%d rounds of %v per run, medians; %d %s backends; wrk with 2 threads at -c 64, 1 thread at -c 1; %d cores shared by wrk, the proxies and the backends)\n",
+		o.rounds, o.duration, len(backends), o.backend, goruntime.NumCPU())
 	return nil
 }
 
@@ -201,16 +210,9 @@ func startNginx(ctx context.Context, dir string, backends []string) (string, fun
 		return "", nil, err
 	}
 	prefix := filepath.Join(dir, "nginx")
-	if err := os.MkdirAll(filepath.Join(prefix, "logs"), 0o755); err != nil {
-		return "", nil, err
-	}
 	var servers strings.Builder
 	for _, b := range backends {
 		fmt.Fprintf(&servers, "    server %s;\n", b)
-	}
-	user := ""
-	if os.Geteuid() == 0 {
-		user = "user root;\n"
 	}
 	conf := fmt.Sprintf(`%sworker_processes auto;
 daemon off;
@@ -235,22 +237,88 @@ http {
     }
   }
 }
-`, user, prefix, prefix, prefix, prefix, servers.String(), port)
+`, nginxUser(), prefix, prefix, prefix, prefix, servers.String(), port)
+	url := fmt.Sprintf("http://127.0.0.1:%d", port)
+	stop, err := runNginx(ctx, prefix, conf, url+"/health")
+	if err != nil {
+		return "", nil, err
+	}
+	return url, stop, nil
+}
+
+// startNginxBackends runs n nginx processes of one worker each, answering
+// every request with a fixed "ok" from memory: backends that cost little
+// per request, so that what a proxy adds stands out.
+func startNginxBackends(ctx context.Context, dir string, n int) ([]string, func(), error) {
+	var addrs []string
+	var stops []func()
+	stop := func() {
+		for _, s := range stops {
+			s()
+		}
+	}
+	for i := range n {
+		port, err := freePort()
+		if err != nil {
+			stop()
+			return nil, nil, err
+		}
+		prefix := filepath.Join(dir, fmt.Sprintf("backend-%d", i))
+		conf := fmt.Sprintf(`%sworker_processes 1;
+daemon off;
+pid %s/nginx.pid;
+error_log %s/logs/error.log warn;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  keepalive_requests 1000000;
+  client_body_temp_path %s/body;
+  server {
+    listen 127.0.0.1:%d;
+    location / { default_type text/plain; return 200 "ok"; }
+  }
+}
+`, nginxUser(), prefix, prefix, prefix, port)
+		addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+		s, err := runNginx(ctx, prefix, conf, "http://"+addr+"/health")
+		if err != nil {
+			stop()
+			return nil, nil, err
+		}
+		stops = append(stops, s)
+		addrs = append(addrs, addr)
+	}
+	return addrs, stop, nil
+}
+
+// nginxUser is the user directive nginx needs when run as root.
+func nginxUser() string {
+	if os.Geteuid() == 0 {
+		return "user root;\n"
+	}
+	return ""
+}
+
+// runNginx writes conf under prefix, starts nginx in the foreground and
+// waits until url answers.
+func runNginx(ctx context.Context, prefix, conf, url string) (func(), error) {
+	if err := os.MkdirAll(filepath.Join(prefix, "logs"), 0o755); err != nil {
+		return nil, err
+	}
 	path := filepath.Join(prefix, "nginx.conf")
 	if err := os.WriteFile(path, []byte(conf), 0o644); err != nil {
-		return "", nil, err
+		return nil, err
 	}
 	cmd := exec.CommandContext(ctx, "nginx", "-p", prefix, "-c", path)
 	if err := cmd.Start(); err != nil {
-		return "", nil, err
+		return nil, err
 	}
 	stop := func() { _ = cmd.Process.Signal(syscall.SIGTERM); _ = cmd.Wait() }
-	url := fmt.Sprintf("http://127.0.0.1:%d", port)
-	if err := waitUp(ctx, url+"/health"); err != nil {
+	if err := waitUp(ctx, url); err != nil {
 		stop()
-		return "", nil, fmt.Errorf("nginx: %w", err)
+		return nil, fmt.Errorf("nginx: %w", err)
 	}
-	return url, stop, nil
+	return stop, nil
 }
 
 // startBerth runs a control plane in this process and configures a load

@@ -51,6 +51,8 @@
 // and HTTPS targets to its Transport. One consequence: an HTTP/1 client
 // that leaves is noticed when its answer is written, not while the target
 // works on it.
+// Client and target TCP connections read and write with raw system calls
+// (fastconn.go), which spares every call the scheduler's bookkeeping.
 //
 // The answers the load balancer itself gives copy ALB's, with its HTML
 // bodies: 400 for a malformed request, a request line or a header over 16

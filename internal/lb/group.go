@@ -1,6 +1,7 @@
 package lb
 
 import (
+	"context"
 	"crypto/tls"
 	"io"
 	"math/rand/v2"
@@ -218,8 +219,14 @@ func (g *group) startSlowStart(t *target, now time.Time) {
 func newTransport(k transportKey) *http.Transport {
 	d := &net.Dialer{Timeout: k.connect, KeepAlive: 30 * time.Second}
 	t := &http.Transport{
-		Proxy:                  nil, // never the environment's proxy
-		DialContext:            d.DialContext,
+		Proxy: nil, // never the environment's proxy
+		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			c, err := d.DialContext(ctx, network, addr)
+			if err != nil {
+				return nil, err
+			}
+			return fast(c), nil
+		},
 		MaxIdleConnsPerHost:    1024,
 		IdleConnTimeout:        k.idle,
 		ResponseHeaderTimeout:  k.idle,

@@ -161,6 +161,7 @@ func (l *listener) pump() {
 			continue
 		}
 		delay = 0
+		c = fast(c)
 		if l.tlsConf == nil {
 			l.b.wg.Go(func() { l.serveH1(c, nil) })
 		} else {

@@ -161,6 +161,7 @@ func (p *pool) dial(ctx context.Context, addr string) (*upConn, error) {
 	if err != nil {
 		return nil, err
 	}
+	c = fast(c)
 	u := &upConn{p: p, addr: addr, c: c}
 	u.br = bufio.NewReaderSize(u, 16<<10)
 	u.bw = bufio.NewWriterSize(c, 16<<10)

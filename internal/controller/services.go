@@ -333,6 +333,21 @@ func (p *pass) input() (deploy.Input, error) {
 		if t.Deactivating != nil {
 			dt.Deactivating, dt.DeactivateReason = true, t.Deactivating.Reason
 		}
+		if t.Activating && len(p.svc.LoadBalancers) == 0 {
+			// Its service no longer has load balancers (UpdateService).
+			if err := p.activated(t); err != nil {
+				return err
+			}
+			if err := state.Put(p.tx, state.TaskKey(p.cluster, t.ID), t); err != nil {
+				return err
+			}
+			dt.LastStatus = t.LastStatus
+		}
+		if t.Activating && t.LastStatus == statusActivating && t.StartedAt != nil {
+			// Running, waiting for its registrations: the planner's
+			// running task without targets.
+			dt.LastStatus = launch.StatusRunning
+		}
 		if len(t.Targets) > 0 {
 			targets, err := p.targetsOf(t)
 			if err != nil {
@@ -594,7 +609,7 @@ func (p *pass) start(st deploy.StartTasks, plan *deploy.Plan) error {
 		id := launch.NewTaskID()
 		_, err := p.c.Launcher.Create(p.tx, p.cluster, id, pl.InstanceID, launch.Spec{
 			TaskDef: td, Need: *need, StartedBy: d.Id, Propagate: svc.PropagateTags, ServiceTags: svc.Tags,
-			Service: name, Deployment: d.Id,
+			Service: name, Deployment: d.Id, Balanced: len(svc.LoadBalancers) > 0,
 		})
 		if err != nil {
 			return err

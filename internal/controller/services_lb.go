@@ -86,6 +86,12 @@ func (p *pass) register(ids []string) error {
 				changed = true
 			}
 		}
+		if t.Activating && len(t.Targets) >= len(p.svc.LoadBalancers) {
+			if err := p.activated(t); err != nil {
+				return err
+			}
+			changed = true
+		}
 		if changed {
 			if err := state.Put(p.tx, state.TaskKey(p.cluster, t.ID), t); err != nil {
 				return err
@@ -188,6 +194,38 @@ func taskIP(t *state.Task) string {
 	return ""
 }
 
+// Statuses the controller gives a service's task around its target
+// registrations; the agent reports the others.
+const (
+	statusActivating   = "ACTIVATING"
+	statusDeactivating = "DEACTIVATING"
+)
+
+// activated ends task t's ACTIVATING: it is registered in every target
+// group of its service, or the service has none any more. The caller
+// stores t.
+func (p *pass) activated(t *state.Task) error {
+	t.Activating = false
+	if t.LastStatus != statusActivating || t.StartedAt == nil {
+		return nil // the agent has not reported it running yet
+	}
+	t.Task.Version++
+	return p.moveTask(t, launch.StatusRunning)
+}
+
+// moveTask sets t's lastStatus, keeping its instance's counts of tasks by
+// status; the caller stores t.
+func (p *pass) moveTask(t *state.Task, status string) error {
+	prev := t.LastStatus
+	t.LastStatus = status
+	ci, ok, err := state.Get[state.ContainerInstance](p.tx, state.InstanceKey(p.cluster, t.InstanceID))
+	if err != nil || !ok {
+		return err
+	}
+	ci.TaskMoved(t.Group, prev, status, nil)
+	return state.Put(p.tx, state.InstanceKey(p.cluster, t.InstanceID), ci)
+}
+
 // drain deregisters task t from its target groups and marks it
 // DEACTIVATING; the planner stops it once its targets are gone.
 func (p *pass) drain(t *state.Task, reason string) error {
@@ -217,18 +255,9 @@ func (p *pass) drain(t *state.Task, reason string) error {
 		}
 	}
 	t.Deactivating = &state.Deactivation{Reason: reason, Since: *awsmodel.NewTime(p.now)}
-	prev := t.LastStatus
-	if prev == launch.StatusRunning {
-		t.LastStatus = "DEACTIVATING"
-		ci, ok, err := state.Get[state.ContainerInstance](p.tx, state.InstanceKey(p.cluster, t.InstanceID))
-		if err != nil {
+	if t.LastStatus == launch.StatusRunning {
+		if err := p.moveTask(t, statusDeactivating); err != nil {
 			return err
-		}
-		if ok {
-			ci.TaskMoved(t.Group, prev, t.LastStatus, nil)
-			if err := state.Put(p.tx, state.InstanceKey(p.cluster, t.InstanceID), ci); err != nil {
-				return err
-			}
 		}
 	}
 	t.Task.Version++

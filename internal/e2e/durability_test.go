@@ -55,6 +55,14 @@ func freePort(t *testing.T) string {
 	return ln.Addr().String()
 }
 
+// freePortNumber is a free TCP port on loopback.
+func freePortNumber(t *testing.T) int {
+	t.Helper()
+	_, p, _ := net.SplitHostPort(freePort(t))
+	n, _ := strconv.Atoi(p)
+	return n
+}
+
 const (
 	durKeyID  = "AKIADURABILITYTEST00"
 	durSecret = "durability-test-secret"

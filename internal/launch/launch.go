@@ -219,6 +219,9 @@ type Spec struct {
 	Service, Deployment string
 	// ServiceTags are the service's tags, propagated when Propagate is SERVICE.
 	ServiceTags []ecstypes.Tag
+	// Balanced: the service has loadBalancers, so the task is ACTIVATING
+	// once running until it is registered in them (state.Task.Activating).
+	Balanced bool
 }
 
 // Create records one placed task, its spec, its index entries and the
@@ -254,6 +257,7 @@ func (l *Launcher) Create(tx store.Tx, cluster, id, instanceID string, sp Spec) 
 	t.CreatedAt = created
 	t.StartedBy = sp.StartedBy
 	t.Group = need.Group
+	t.Activating = sp.Balanced
 	t.Version = 1
 	t.HealthStatus = ecstypes.HealthStatusUnknown
 	t.Overrides = sp.Overrides

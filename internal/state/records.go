@@ -77,6 +77,10 @@ type Task struct {
 	Reserved *Reservation `json:"berthReserved,omitempty"`
 	// Targets are the task's registrations in its service's target groups.
 	Targets []TaskTarget `json:"berthTargets,omitempty"`
+	// Activating is set on the tasks of a service with loadBalancers until
+	// they are registered in every target group: lastStatus shows
+	// ACTIVATING from the agent's RUNNING until then, as in ECS.
+	Activating bool `json:"berthActivating,omitempty"`
 	// Deactivating is set while the task drains from its target groups
 	// before its service stops it; lastStatus shows DEACTIVATING meanwhile.
 	Deactivating *Deactivation `json:"berthDeactivating,omitempty"`

@@ -578,10 +578,15 @@ func (s *Server) applyTask(tx store.Tx, ci *state.ContainerInstance, tr agentapi
 	prev := t.LastStatus
 	t.ReportSeq = tr.Seq
 	t.LastStatus = tr.LastStatus
-	if t.Deactivating != nil && tr.LastStatus == "RUNNING" {
+	switch {
+	case t.Deactivating != nil && tr.LastStatus == "RUNNING":
 		// Its service drains it from its target groups: it stays
 		// DEACTIVATING until it is told to stop.
 		t.LastStatus = "DEACTIVATING"
+	case t.Activating && tr.LastStatus == "RUNNING":
+		// Its service has yet to register it in its target groups: it
+		// stays ACTIVATING until then (controller.Services).
+		t.LastStatus = "ACTIVATING"
 	}
 	if tr.HealthStatus != "" {
 		t.HealthStatus = ecstypes.HealthStatus(tr.HealthStatus)

@@ -2,6 +2,7 @@ package controller
 
 import (
 	"context"
+	"encoding/json"
 	"log/slog"
 	"strconv"
 	"strings"
@@ -35,6 +36,11 @@ type LoadBalancers struct {
 	mu      sync.Mutex
 	pending []lb.TargetHealth
 	wake    chan struct{}
+
+	// prints are, by key, the parts of target and load balancer records
+	// the data plane's configuration depends on, as last seen in a watch
+	// event (Run's goroutine only); see configChanged.
+	prints map[string]string
 }
 
 // OnHealth is the Balancer's health callback: verdicts are queued and
@@ -107,7 +113,11 @@ func (c *LoadBalancers) loop(ctx context.Context, log *slog.Logger, watch <-chan
 			if !ok || resp.Err != nil {
 				return nil
 			}
-			if timer == nil {
+			changed := false
+			for _, ev := range resp.Events {
+				changed = c.configChanged(ev) || changed
+			}
+			if changed && timer == nil {
 				timer = time.After(settle)
 			}
 		case <-timer:
@@ -121,6 +131,51 @@ func (c *LoadBalancers) loop(ctx context.Context, log *slog.Logger, watch <-chan
 			}
 		}
 	}
+}
+
+// configChanged reports whether a change under /elb/ can change the data
+// plane's configuration. Most writes there are the load balancer's own
+// observations: a target's health (every health check verdict that
+// changes a state) and a load balancer's state. Those leave the compiled
+// configuration as it was, so they are recognised here by a fingerprint of
+// the record without them and do not cost a rebuild of every load
+// balancer. Any other key, a delete, or a record not seen before counts as
+// a change.
+func (c *LoadBalancers) configChanged(ev store.Event) bool {
+	key := ev.KV.Key
+	if ev.Type == store.EventDelete {
+		delete(c.prints, key)
+		return true
+	}
+	var print []byte
+	var err error
+	switch {
+	case strings.HasPrefix(key, state.TargetsPrefix):
+		var t state.Target
+		if err = json.Unmarshal(ev.KV.Value, &t); err == nil {
+			t.Health = elbv2types.TargetHealth{}
+			print, err = json.Marshal(&t)
+		}
+	case strings.HasPrefix(key, state.LoadBalancersPrefix):
+		var l state.LoadBalancer
+		if err = json.Unmarshal(ev.KV.Value, &l); err == nil {
+			l.State = nil
+			print, err = json.Marshal(&l)
+		}
+	default:
+		return true
+	}
+	if err != nil {
+		return true
+	}
+	if c.prints == nil {
+		c.prints = map[string]string{}
+	}
+	if old, ok := c.prints[key]; ok && old == string(print) {
+		return false
+	}
+	c.prints[key] = string(print)
+	return true
 }
 
 // sync reads every load balancer, applies the snapshot, and records each

@@ -214,17 +214,10 @@ func startNginx(ctx context.Context, dir string, backends []string) (string, fun
 	for _, b := range backends {
 		fmt.Fprintf(&servers, "    server %s;\n", b)
 	}
-	conf := fmt.Sprintf(`%sworker_processes auto;
-daemon off;
-pid %s/nginx.pid;
-error_log %s/logs/error.log warn;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  client_body_temp_path %s/body;
-  proxy_temp_path %s/proxy;
+	conf := nginxHead(prefix, "auto") + fmt.Sprintf(`  proxy_temp_path %s/proxy;
   upstream backends {
 %s    keepalive 128;
+    keepalive_requests 1000000;
   }
   server {
     listen 127.0.0.1:%d;
@@ -237,7 +230,7 @@ http {
     }
   }
 }
-`, nginxUser(), prefix, prefix, prefix, prefix, servers.String(), port)
+`, prefix, servers.String(), port)
 	url := fmt.Sprintf("http://127.0.0.1:%d", port)
 	stop, err := runNginx(ctx, prefix, conf, url+"/health")
 	if err != nil {
@@ -264,21 +257,12 @@ func startNginxBackends(ctx context.Context, dir string, n int) ([]string, func(
 			return nil, nil, err
 		}
 		prefix := filepath.Join(dir, fmt.Sprintf("backend-%d", i))
-		conf := fmt.Sprintf(`%sworker_processes 1;
-daemon off;
-pid %s/nginx.pid;
-error_log %s/logs/error.log warn;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  keepalive_requests 1000000;
-  client_body_temp_path %s/body;
-  server {
+		conf := nginxHead(prefix, "1") + fmt.Sprintf(`  server {
     listen 127.0.0.1:%d;
     location / { default_type text/plain; return 200 "ok"; }
   }
 }
-`, nginxUser(), prefix, prefix, prefix, port)
+`, port)
 		addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
 		s, err := runNginx(ctx, prefix, conf, "http://"+addr+"/health")
 		if err != nil {
@@ -291,12 +275,25 @@ http {
 	return addrs, stop, nil
 }
 
-// nginxUser is the user directive nginx needs when run as root.
-func nginxUser() string {
+// nginxHead is the start of an nginx configuration, up to inside its http
+// block: in the foreground, files under prefix, no access log, and client
+// connections kept alive as long as wrk likes (nginx closes them after 1000
+// requests by default).
+func nginxHead(prefix, workers string) string {
+	user := ""
 	if os.Geteuid() == 0 {
-		return "user root;\n"
+		user = "user root;\n"
 	}
-	return ""
+	return fmt.Sprintf(`%sworker_processes %s;
+daemon off;
+pid %s/nginx.pid;
+error_log %s/logs/error.log warn;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  keepalive_requests 1000000;
+  client_body_temp_path %s/body;
+`, user, workers, prefix, prefix, prefix)
 }
 
 // runNginx writes conf under prefix, starts nginx in the foreground and

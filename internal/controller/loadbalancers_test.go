@@ -137,3 +137,16 @@ func BenchmarkLoadBalancersSync(b *testing.B) {
 		})
 	}
 }
+
+func TestSettleAfterFollowsRebuildCost(t *testing.T) {
+	for _, c := range []struct{ took, want time.Duration }{
+		{0, 20 * time.Millisecond},
+		{5 * time.Millisecond, 20 * time.Millisecond},
+		{80 * time.Millisecond, 160 * time.Millisecond},
+		{5 * time.Second, 2 * time.Second},
+	} {
+		if got := settleAfter(c.took); got != c.want {
+			t.Errorf("settleAfter(%v) = %v, want %v", c.took, got, c.want)
+		}
+	}
+}

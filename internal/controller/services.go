@@ -343,7 +343,7 @@ func (p *pass) input() (deploy.Input, error) {
 			}
 			dt.LastStatus = t.LastStatus
 		}
-		if t.Activating && t.LastStatus == statusActivating && t.StartedAt != nil {
+		if t.Activating && t.LastStatus == launch.StatusActivating && t.StartedAt != nil {
 			// Running, waiting for its registrations: the planner's
 			// running task without targets.
 			dt.LastStatus = launch.StatusRunning

@@ -194,19 +194,12 @@ func taskIP(t *state.Task) string {
 	return ""
 }
 
-// Statuses the controller gives a service's task around its target
-// registrations; the agent reports the others.
-const (
-	statusActivating   = "ACTIVATING"
-	statusDeactivating = "DEACTIVATING"
-)
-
 // activated ends task t's ACTIVATING: it is registered in every target
 // group of its service, or the service has none any more. The caller
 // stores t.
 func (p *pass) activated(t *state.Task) error {
 	t.Activating = false
-	if t.LastStatus != statusActivating || t.StartedAt == nil {
+	if t.LastStatus != launch.StatusActivating || t.StartedAt == nil {
 		return nil // the agent has not reported it running yet
 	}
 	t.Task.Version++
@@ -256,7 +249,7 @@ func (p *pass) drain(t *state.Task, reason string) error {
 	}
 	t.Deactivating = &state.Deactivation{Reason: reason, Since: *awsmodel.NewTime(p.now)}
 	if t.LastStatus == launch.StatusRunning {
-		if err := p.moveTask(t, statusDeactivating); err != nil {
+		if err := p.moveTask(t, launch.StatusDeactivating); err != nil {
 			return err
 		}
 	}

@@ -21,10 +21,14 @@ import (
 	"github.com/berthdev/berth/internal/store"
 )
 
-// Task lifecycle statuses used here.
+// Task lifecycle statuses the control plane sets or tests. ACTIVATING and
+// DEACTIVATING are also set by the service scheduler around a task's
+// target registrations (controller.Services).
 const (
 	StatusProvisioning = "PROVISIONING"
+	StatusActivating   = "ACTIVATING"
 	StatusRunning      = "RUNNING"
+	StatusDeactivating = "DEACTIVATING"
 	StatusStopped      = "STOPPED"
 )
 

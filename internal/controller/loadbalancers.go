@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/berthdev/berth/internal/awsmodel/elbv2types"
@@ -37,6 +38,8 @@ type LoadBalancers struct {
 	pending []lb.TargetHealth
 	wake    chan struct{}
 
+	// rebuilds counts the configuration rebuilds of Run.
+	rebuilds atomic.Int64
 	// prints are, by key, the parts of target and load balancer records
 	// the data plane's configuration depends on, as last seen in a watch
 	// event (Run's goroutine only); see configChanged.
@@ -77,6 +80,7 @@ func (c *LoadBalancers) Run(ctx context.Context) error {
 		if err := c.sync(ctx, log); err != nil && ctx.Err() == nil {
 			log.Error("applying load balancer configuration", "err", err)
 		}
+		c.rebuilds.Add(1)
 		watch, err := c.Store.Watch(ctx, state.ELBPrefix, rev+1)
 		if err != nil {
 			if ctx.Err() != nil {
@@ -130,6 +134,7 @@ func (c *LoadBalancers) loop(ctx context.Context, log *slog.Logger, watch <-chan
 				log.Error("applying load balancer configuration", "err", err)
 			}
 			took = time.Since(start)
+			c.rebuilds.Add(1)
 		case <-wake:
 			if err := c.record(ctx); err != nil && ctx.Err() == nil {
 				log.Error("recording target health", "err", err)

@@ -55,9 +55,11 @@ bench:
 	$(GO) run ./bench/runtask
 	$(GO) run ./bench/services
 	$(GO) run ./bench/registry
+	$(GO) run ./bench/lb -backend nginx
 	$(GO) run ./bench/lb
 	$(GO) test -run '^$$' -bench . -benchtime 2s ./internal/store/bolt
 	$(GO) test -run '^$$' -bench '^BenchmarkPlace$$' ./internal/scheduler
+	$(GO) test -run '^$$' -bench '^BenchmarkLoadBalancersSync$$' ./internal/controller
 
 build:
 	$(GO) build -o bin/berth ./cmd/berth

@@ -149,6 +149,9 @@ func compileAction(a elbv2types.Action) lb.Action {
 			}
 			out.Forward = append(out.Forward, lb.WeightedGroup{TargetGroupID: t.TargetGroupArn, Weight: w})
 		}
+		if sc := a.ForwardConfig.TargetGroupStickinessConfig; sc != nil && awsmodel.Value(sc.Enabled) {
+			out.GroupStickiness = time.Duration(awsmodel.Value(sc.DurationSeconds)) * time.Second
+		}
 	} else if a.TargetGroupArn != "" {
 		out.Forward = []lb.WeightedGroup{{TargetGroupID: a.TargetGroupArn, Weight: 1}}
 	}
@@ -178,6 +181,13 @@ func compileTargetGroup(arn string, tv *state.TargetGroupView) lb.TargetGroup {
 		Algorithm:       attr("load_balancing.algorithm.type"),
 		SlowStart:       seconds(attr("slow_start.duration_seconds"), 0),
 		HealthCheck:     hc,
+	}
+	if attr("stickiness.enabled") == "true" {
+		st := lb.Stickiness{Enabled: true, Type: attr("stickiness.type"), Duration: seconds(attr("stickiness.lb_cookie.duration_seconds"), 0)}
+		if st.Type == lb.StickinessAppCookie {
+			st.CookieName, st.Duration = attr("stickiness.app_cookie.cookie_name"), seconds(attr("stickiness.app_cookie.duration_seconds"), 0)
+		}
+		out.Stickiness = st
 	}
 	for _, t := range tv.Targets {
 		port := awsmodel.Value(t.Target.Port)

@@ -89,3 +89,44 @@ func TestCompileLoadBalancer(t *testing.T) {
 		t.Fatalf("targets %+v", g.Targets)
 	}
 }
+
+// TestCompileStickiness: the stickiness attributes of a target group and
+// the target group stickiness of a forward reach the data plane; disabled
+// stickiness compiles to the zero value, whatever the other attributes.
+func TestCompileStickiness(t *testing.T) {
+	group := func(attrs map[string]string) lb.Stickiness {
+		return compileTargetGroup("tg", &state.TargetGroupView{TargetGroup: &state.TargetGroup{Attributes: attrs}}).Stickiness
+	}
+	for _, tc := range []struct {
+		name  string
+		attrs map[string]string
+		want  lb.Stickiness
+	}{
+		{"default attributes", map[string]string{"stickiness.enabled": "false", "stickiness.type": "lb_cookie", "stickiness.lb_cookie.duration_seconds": "86400"}, lb.Stickiness{}},
+		{"lb_cookie", map[string]string{"stickiness.enabled": "true", "stickiness.type": "lb_cookie", "stickiness.lb_cookie.duration_seconds": "300",
+			"stickiness.app_cookie.duration_seconds": "86400"},
+			lb.Stickiness{Enabled: true, Type: lb.StickinessLBCookie, Duration: 300 * time.Second}},
+		{"app_cookie", map[string]string{"stickiness.enabled": "true", "stickiness.type": "app_cookie", "stickiness.lb_cookie.duration_seconds": "86400",
+			"stickiness.app_cookie.cookie_name": "JSESSIONID", "stickiness.app_cookie.duration_seconds": "120"},
+			lb.Stickiness{Enabled: true, Type: lb.StickinessAppCookie, Duration: 120 * time.Second, CookieName: "JSESSIONID"}},
+	} {
+		if got := group(tc.attrs); got != tc.want {
+			t.Errorf("%s: %+v, want %+v", tc.name, got, tc.want)
+		}
+	}
+
+	forward := func(sc *elbv2types.TargetGroupStickinessConfig) lb.Action {
+		return compileAction(elbv2types.Action{Type: elbv2types.ActionTypeEnumForward, ForwardConfig: &elbv2types.ForwardActionConfig{
+			TargetGroups:                []elbv2types.TargetGroupTuple{{TargetGroupArn: "a", Weight: new(int32(1))}, {TargetGroupArn: "b", Weight: new(int32(2))}},
+			TargetGroupStickinessConfig: sc,
+		}})
+	}
+	if a := forward(&elbv2types.TargetGroupStickinessConfig{Enabled: new(true), DurationSeconds: new(int32(3600))}); a.GroupStickiness != time.Hour || len(a.Forward) != 2 {
+		t.Errorf("group stickiness enabled: %+v", a)
+	}
+	for _, sc := range []*elbv2types.TargetGroupStickinessConfig{nil, {Enabled: new(false)}, {Enabled: new(false), DurationSeconds: new(int32(60))}} {
+		if a := forward(sc); a.GroupStickiness != 0 {
+			t.Errorf("group stickiness %+v: %v, want off", sc, a.GroupStickiness)
+		}
+	}
+}

@@ -220,7 +220,11 @@ func Open(cfg Config) (*ControlPlane, error) {
 	}
 	cp.lbs = &controller.LoadBalancers{Store: st, ARNs: state.ARNs{Region: cfg.Region, Account: cfg.Account}, CertificateDir: certDir,
 		Hosts: hostsFile(cfg.HostsFile, cfg.DataDir, log), Logger: cfg.Logger}
-	cp.balancer, err = lb.New(lb.Config{Logger: cfg.Logger, Now: cfg.Now, OnHealth: cp.lbs.OnHealth, Metrics: reg})
+	stickKey, err := stickinessKey(st)
+	if err != nil {
+		return fail(err)
+	}
+	cp.balancer, err = lb.New(lb.Config{Logger: cfg.Logger, Now: cfg.Now, OnHealth: cp.lbs.OnHealth, Metrics: reg, StickinessKey: stickKey})
 	if err != nil {
 		return fail(err)
 	}

@@ -1,6 +1,7 @@
 package controlplane
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/base32"
 	"encoding/base64"
@@ -11,6 +12,9 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+
+	"github.com/berthdev/berth/internal/state"
+	"github.com/berthdev/berth/internal/store"
 )
 
 // AdminKey is the access key pair Berth's admin signs requests with.
@@ -174,4 +178,24 @@ func loadOrCreateRegistryKey(dir string) ([]byte, error) {
 		return nil, err
 	}
 	return key, writeFileAtomic(path, []byte(base64.StdEncoding.EncodeToString(key)+"\n"), 0o600)
+}
+
+// stickinessKey returns the key of the load balancers' stickiness cookies,
+// which the store keeps (state.StickinessKey) so that sticky clients keep
+// their targets across restarts; the first start creates it.
+func stickinessKey(st store.Store) ([]byte, error) {
+	candidate := make([]byte, 32)
+	if _, err := rand.Read(candidate); err != nil {
+		return nil, err
+	}
+	var key []byte
+	_, err := st.Update(context.Background(), func(tx store.Tx) error {
+		var err error
+		key, err = state.StickinessKey(tx, candidate)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("load balancer stickiness key: %w", err)
+	}
+	return key, nil
 }

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	elb "github.com/aws/aws-sdk-go-v2/service/elasticloadbalancingv2"
@@ -250,4 +251,84 @@ func TestLoadBalancerListenerThatCannotBind(t *testing.T) {
 	taken.Close()
 	must[*elb.ModifyListenerOutput](t)(c.ModifyListener(ctx(t), &elb.ModifyListenerInput{ListenerArn: ln.ListenerArn, Port: aws.Int32(port)}))
 	eventually(t, "active", func() bool { return lbState().Code == elbtypes.LoadBalancerStateEnumActive })
+}
+
+// TestLoadBalancerStickiness turns on duration-based stickiness with
+// ModifyTargetGroupAttributes: the load balancer's responses then carry
+// the AWSALB cookie, and requests that send it back stay on one target
+// while the others are spread over all three.
+func TestLoadBalancerStickiness(t *testing.T) {
+	b := startBerth(t)
+	c := b.elbClient()
+	backends := []*backend{newBackend(t, "one"), newBackend(t, "two"), newBackend(t, "three")}
+	lbd := must[*elb.CreateLoadBalancerOutput](t)(c.CreateLoadBalancer(ctx(t), &elb.CreateLoadBalancerInput{Name: aws.String("sticky")})).LoadBalancers[0]
+	tg := must[*elb.CreateTargetGroupOutput](t)(c.CreateTargetGroup(ctx(t), &elb.CreateTargetGroupInput{
+		Name: aws.String("sticky"), Protocol: elbtypes.ProtocolEnumHttp, Port: aws.Int32(80), TargetType: elbtypes.TargetTypeEnumIp,
+		VpcId: aws.String("vpc-berth"), HealthCheckPath: aws.String("/health"), HealthCheckIntervalSeconds: aws.Int32(5),
+		HealthCheckTimeoutSeconds: aws.Int32(2),
+	})).TargetGroups[0].TargetGroupArn
+	var ds []elbtypes.TargetDescription
+	for _, be := range backends {
+		ds = append(ds, be.target())
+	}
+	must[*elb.RegisterTargetsOutput](t)(c.RegisterTargets(ctx(t), &elb.RegisterTargetsInput{TargetGroupArn: tg, Targets: ds}))
+	port := freePortNumber(t)
+	must[*elb.CreateListenerOutput](t)(c.CreateListener(ctx(t), &elb.CreateListenerInput{
+		LoadBalancerArn: lbd.LoadBalancerArn, Protocol: elbtypes.ProtocolEnumHttp, Port: aws.Int32(int32(port)),
+		DefaultActions: []elbtypes.Action{{Type: elbtypes.ActionTypeEnumForward, TargetGroupArn: tg}},
+	}))
+	base := fmt.Sprintf("http://%s:%d/", lbAddressOf(t, b, "sticky"), port)
+	eventually(t, "three healthy targets", func() bool { return healthyTargets(t, c, aws.ToString(tg)) == 3 })
+
+	must[*elb.ModifyTargetGroupAttributesOutput](t)(c.ModifyTargetGroupAttributes(ctx(t), &elb.ModifyTargetGroupAttributesInput{
+		TargetGroupArn: tg, Attributes: []elbtypes.TargetGroupAttribute{
+			{Key: aws.String("stickiness.enabled"), Value: aws.String("true")},
+			{Key: aws.String("stickiness.type"), Value: aws.String("lb_cookie")},
+			{Key: aws.String("stickiness.lb_cookie.duration_seconds"), Value: aws.String("600")},
+		},
+	}))
+	// send GETs / with an optional Cookie header and returns the target
+	// that answered and the AWSALB cookie set.
+	send := func(cookie string) (string, *http.Cookie) {
+		t.Helper()
+		req, _ := http.NewRequest(http.MethodGet, base, nil)
+		if cookie != "" {
+			req.Header.Set("Cookie", cookie)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode != 200 {
+			t.Fatalf("GET %s: %d %s", base, resp.StatusCode, body)
+		}
+		for _, c := range resp.Cookies() {
+			if c.Name == "AWSALB" {
+				return strings.Fields(string(body))[0], c
+			}
+		}
+		return strings.Fields(string(body))[0], nil
+	}
+	var stuck string
+	var cookie *http.Cookie
+	eventually(t, "the AWSALB cookie", func() bool {
+		stuck, cookie = send("")
+		return cookie != nil
+	})
+	if cookie.Expires.Before(time.Now().Add(9*time.Minute)) || strings.Contains(cookie.Value, "127.0.0.1") {
+		t.Fatalf("AWSALB=%s expires %v: want an opaque value good for 10 minutes", cookie.Value, cookie.Expires)
+	}
+	seen := map[string]bool{}
+	for range 12 {
+		if got, _ := send("AWSALB=" + cookie.Value); got != stuck {
+			t.Fatalf("with the cookie: served by %s, want %s", got, stuck)
+		}
+		got, _ := send("")
+		seen[got] = true
+	}
+	if len(seen) != 3 {
+		t.Fatalf("without the cookie: served by %v, want all three", seen)
+	}
 }

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"time"
 )
 
 type actionKind uint8
@@ -18,9 +19,12 @@ const (
 
 // action is a compiled Action.
 type action struct {
-	kind     actionKind
-	groups   []weighted
-	total    int
+	kind   actionKind
+	groups []weighted
+	total  int
+	// stick is the group stickiness of a forward to several groups (0
+	// off).
+	stick    time.Duration
 	redirect *redirect
 	fixed    *FixedResponse
 }

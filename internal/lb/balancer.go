@@ -452,6 +452,14 @@ func (b *Balancer) compileAction(set *lbSettings, l *Listener, a *Action) (*acti
 			out.groups = append(out.groups, weighted{g: g, weight: wg.Weight, m: b.metrics.pair(set.id, l.ID, g.id)})
 			out.total += wg.Weight
 		}
+		if d := a.GroupStickiness; d != 0 {
+			if d < time.Second || d > maxStickiness {
+				return nil, invalid("target group stickiness duration %v is not 1 second to 7 days", d)
+			}
+			if len(out.groups) > 1 {
+				out.stick = d
+			}
+		}
 		return out, nil
 	case ActionRedirect:
 		rd, err := compileRedirect(a.Redirect)

@@ -1,6 +1,7 @@
 package lb
 
 import (
+	"crypto/rand"
 	"crypto/tls"
 	"log/slog"
 	"time"
@@ -33,6 +34,14 @@ type Config struct {
 	// the balancer closes, lets its requests in flight finish before its
 	// connections are closed (optional; 30 seconds).
 	ShutdownGrace time.Duration
+	// StickinessKey keys the values of the stickiness cookies (AWSALB,
+	// AWSALBAPP-0, AWSALBTG and their CORS twins): they name targets and
+	// groups by a keyed hash, never by address, and cannot be forged. A
+	// cookie sticks only under the key it was issued with, so the wiring
+	// should pass one that survives restarts and is shared by every
+	// balancer serving the same load balancers (optional; a random key of
+	// this Balancer's own).
+	StickinessKey []byte
 }
 
 // Validate fills defaults. It returns no error today; it exists so that
@@ -49,6 +58,10 @@ func (c *Config) Validate() error {
 	}
 	if c.ShutdownGrace <= 0 {
 		c.ShutdownGrace = 30 * time.Second
+	}
+	if len(c.StickinessKey) == 0 {
+		c.StickinessKey = make([]byte, 32)
+		_, _ = rand.Read(c.StickinessKey) // never fails (crypto/rand)
 	}
 	return nil
 }
@@ -226,6 +239,15 @@ type Action struct {
 	// Forward are the target groups of a forward action. With more than
 	// one, each request picks one at random in proportion to the weights.
 	Forward []WeightedGroup
+	// GroupStickiness, when non-zero, keeps a client on the target group
+	// of Forward its first request went to, for this long after its last
+	// response (ForwardConfig.TargetGroupStickinessConfig; 1 second to 7
+	// days). The load balancer names the group in the AWSALBTG and
+	// AWSALBTGCORS cookies of every response; a request carrying either
+	// goes to that group as long as Forward holds it, whatever its weight
+	// (ALB: stickiness takes precedence over the weights). A forward to a
+	// single group has no choice to remember and sets no cookie.
+	GroupStickiness time.Duration
 	// Redirect is the redirect of a redirect action.
 	Redirect *Redirect
 	// Fixed is the answer of a fixed-response action.
@@ -297,10 +319,61 @@ type TargetGroup struct {
 	// this duration (round robin only; like ALB, only while another
 	// healthy target is out of slow start).
 	SlowStart time.Duration
+	// Stickiness binds a client to one of the targets (the stickiness.*
+	// attributes); the zero value is off.
+	Stickiness Stickiness
 	// HealthCheck is how the targets' health is checked.
 	HealthCheck HealthCheck
 	// Targets are the group's targets, registered and draining.
 	Targets []Target
+}
+
+// Stickiness types.
+const (
+	// StickinessLBCookie is duration-based stickiness: the load balancer's
+	// own cookie names the target.
+	StickinessLBCookie = "lb_cookie"
+	// StickinessAppCookie is application-based stickiness: a session
+	// starts when the target sets the application's cookie.
+	StickinessAppCookie = "app_cookie"
+)
+
+// Stickiness is a target group's sticky sessions, with ALB's semantics
+// (ALB user guide, Sticky sessions for your Application Load Balancer). A
+// request that sticks goes to its target as long as the target is in the
+// set requests are balanced over (healthy and not draining, or any target
+// not draining when the group fails open); otherwise the algorithm picks,
+// and the session moves to the target it picked. Every response of a
+// session carries the load balancer's cookie anew, so its expiry runs from
+// the last response.
+//
+//   - lb_cookie: every response names the target that served it in the
+//     cookies AWSALB and AWSALBCORS (the latter with SameSite=None;
+//     Secure, for cross-origin requests), which expire after Duration. A
+//     request carrying either goes to that target.
+//   - app_cookie: the load balancer names the target in the cookie
+//     AWSALBAPP-0 (expiring after ALB's fixed 7 days) on a response whose
+//     target sets the application cookie CookieName (whatever its value
+//     or expiry), and on every response to a request already in a
+//     session; Chromium 80 and later get it with SameSite=None; Secure on
+//     HTTPS listeners. A request is in a session when it carries both
+//     CookieName and an AWSALBAPP-0 cookie of the group issued at most
+//     Duration ago; without the application cookie (the application
+//     deleted it, or it expired) the session is over.
+type Stickiness struct {
+	// Enabled turns stickiness on (stickiness.enabled).
+	Enabled bool
+	// Type is StickinessLBCookie (default) or StickinessAppCookie
+	// (stickiness.type).
+	Type string
+	// Duration is how long stickiness lasts after the last response (1
+	// second to 7 days; default 1 day): the lifetime of the AWSALB cookie
+	// (stickiness.lb_cookie.duration_seconds) or of an application
+	// session (stickiness.app_cookie.duration_seconds).
+	Duration time.Duration
+	// CookieName is the application cookie of app_cookie stickiness
+	// (stickiness.app_cookie.cookie_name; required for it).
+	CookieName string
 }
 
 // Target is a registered (or draining) target of a group.

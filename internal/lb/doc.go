@@ -40,6 +40,9 @@
 // balancer routes requests to all those targets, regardless of their health
 // status").
 //
+// A target group with Stickiness, or a forward with GroupStickiness,
+// keeps a client on one target or group with ALB's cookies (sticky.go).
+//
 // Serving. HTTP/1.x is served by the package itself (server.go), one
 // goroutine per client connection doing all of a request's work, and
 // forwarded to plain-HTTP targets by its own HTTP/1.1 client (upstream.go,

@@ -17,6 +17,12 @@ import (
 // by ID) so its targets keep their health and in-flight counts.
 type group struct {
 	id string
+	// token names the group in AWSALBTG cookies; seal keys the MACs of its
+	// AWSALBAPP-0 cookies (sticky.go).
+	token string
+	seal  [16]byte
+	// tgCookieBatch caches its AWSALBTG cookies.
+	tgCookieBatch atomic.Pointer[cookieBatch]
 
 	// conf and set are what the request path reads, without locks.
 	conf atomic.Pointer[groupConf]
@@ -38,7 +44,9 @@ type groupConf struct {
 	scheme    string // "http" or "https"
 	lor       bool
 	slowStart time.Duration
-	up        upstream
+	// sticky is the group's stickiness; nil when off.
+	sticky *stickiness
+	up     upstream
 }
 
 type transportKey struct {
@@ -66,6 +74,9 @@ type targetSet struct {
 	// slow is set when some target was in slow start when the set was
 	// built.
 	slow bool
+	// sticky indexes list by token when the group has stickiness: a
+	// cookie sticks to the targets found there.
+	sticky map[string]*target
 }
 
 // target is the runtime of one target.
@@ -73,6 +84,9 @@ type target struct {
 	g    *group
 	id   string
 	addr string
+	// token names the target in stickiness cookies; cookies caches them.
+	token   string
+	cookies atomic.Pointer[cookieBatch]
 
 	inflight atomic.Int64
 	draining atomic.Bool
@@ -193,6 +207,12 @@ func (g *group) rebuildSet(now time.Time) {
 	if healthy == 0 {
 		s.list, s.failOpen = open, true
 	}
+	if g.conf.Load().sticky != nil {
+		s.sticky = make(map[string]*target, len(s.list))
+		for _, t := range s.list {
+			s.sticky[t.token] = t
+		}
+	}
 	g.set.Store(s)
 	g.metrics.setCounts(healthy, unhealthy)
 }
@@ -298,6 +318,11 @@ func (b *Balancer) upsertGroup(spec *TargetGroup, idle time.Duration, now time.T
 		return nil, nil, invalid("slow start %v is negative", spec.SlowStart)
 	}
 	conf.slowStart = spec.SlowStart
+	sticky, err := compileStickiness(spec.Stickiness)
+	if err != nil {
+		return nil, nil, err
+	}
+	conf.sticky = sticky
 	hc, err := compileHealthCheck(spec.HealthCheck)
 	if err != nil {
 		return nil, nil, err
@@ -315,7 +340,8 @@ func (b *Balancer) upsertGroup(spec *TargetGroup, idle time.Duration, now time.T
 
 	g := b.groups[spec.ID]
 	if g == nil {
-		g = &group{id: spec.ID, byID: map[string]*target{}, metrics: b.metrics.group(spec.ID)}
+		g = &group{id: spec.ID, token: b.token("group", spec.ID), byID: map[string]*target{}, metrics: b.metrics.group(spec.ID)}
+		copy(g.seal[:], b.mac("app", spec.ID))
 	}
 	g.mu.Lock()
 	defer g.mu.Unlock()
@@ -364,7 +390,7 @@ func (b *Balancer) upsertGroup(spec *TargetGroup, idle time.Duration, now time.T
 			t = nil
 		}
 		if t == nil {
-			t = &target{g: g, id: ts.ID, addr: ts.Addr, idle: make(chan struct{}, 1)}
+			t = &target{g: g, id: ts.ID, addr: ts.Addr, token: b.token("target", g.id, ts.ID), idle: make(chan struct{}, 1)}
 			set(t, fresh())
 		}
 		switch {

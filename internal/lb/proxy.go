@@ -72,28 +72,51 @@ func withinLimits(r *http.Request) bool {
 // forward sends r to a target of the action's groups and relays the
 // answer.
 func (b *Balancer) forward(w http.ResponseWriter, r *http.Request, rt *routes, a *action) {
-	wg := a.pickGroup()
+	var wg *weighted
+	if a.stick != 0 {
+		wg = a.stuckGroup(r.Header["Cookie"])
+	}
+	if wg == nil {
+		wg = a.pickGroup()
+	}
 	if wg == nil {
 		writeError(w, http.StatusServiceUnavailable)
 		rt.metrics.answered(http.StatusServiceUnavailable)
 		return
 	}
 	g := wg.g
-	t := g.pick(b.cfg.Now)
+	conf := g.conf.Load()
+	// af stays nil, and costs nothing, without stickiness.
+	var af *affinity
+	var t *target
+	if a.stick != 0 || conf.sticky != nil {
+		af = &affinity{now: b.cfg.Now(), st: conf.sticky}
+		if a.stick != 0 {
+			af.tg, af.tgFor = g, a.stick
+		}
+		if conf.sticky != nil {
+			t = af.stuckTarget(r, rt, g, conf.sticky)
+		}
+	}
+	if t == nil {
+		t = g.pick(b.cfg.Now)
+	}
 	if t == nil {
 		writeError(w, http.StatusServiceUnavailable)
 		wg.m.byELB(http.StatusServiceUnavailable)
 		return
 	}
+	if af != nil {
+		af.t = t
+	}
 	t.acquire()
 	defer t.release()
-	conf := g.conf.Load()
 	upgrade := upgradeOf(r.Header)
 	var res exchangeResult
 	if p, ok := conf.up.(*pool); ok {
-		res = p.proxy(w, r, rt, t, upgrade, b.cfg.Now(), wg.m)
+		res = p.proxy(w, r, rt, t, upgrade, b.cfg.Now(), wg.m, af)
 	} else {
-		res = b.exchangeStd(w, r, rt, t, conf, upgrade, wg.m)
+		res = b.exchangeStd(w, r, rt, t, conf, upgrade, wg.m, af)
 	}
 	if res.err == nil {
 		return
@@ -110,7 +133,8 @@ func (b *Balancer) forward(w http.ResponseWriter, r *http.Request, rt *routes, a
 }
 
 // exchangeStd forwards r through net/http's Transport (HTTPS targets).
-func (b *Balancer) exchangeStd(w http.ResponseWriter, r *http.Request, rt *routes, t *target, conf *groupConf, upgrade string, m *pairMetrics) exchangeResult {
+// The answer gets the cookies of af (nil without stickiness).
+func (b *Balancer) exchangeStd(w http.ResponseWriter, r *http.Request, rt *routes, t *target, conf *groupConf, upgrade string, m *pairMetrics, af *affinity) exchangeResult {
 	out := rt.outRequest(r, conf.scheme, t.addr, upgrade, b.cfg.Now())
 	start := time.Now()
 	resp, err := conf.up.(stdTransport).t.RoundTrip(out)
@@ -129,11 +153,14 @@ func (b *Balancer) exchangeStd(w http.ResponseWriter, r *http.Request, rt *route
 		for k, vv := range resp.Header {
 			dst[k] = vv
 		}
+		if af != nil {
+			af.setCookies(dst)
+		}
 		tunnel(w, back, rt, t)
 		return res
 	}
 	m.byTarget(res.status, res.took.Seconds())
-	relay(w, resp)
+	relay(w, resp, af)
 	return res
 }
 
@@ -313,10 +340,11 @@ func appendTraceID(b []byte, prior []string, now time.Time) []byte {
 
 var bufPool = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
 
-// relay writes the target's response to the client. A response that
-// breaks off after its headers aborts the client's connection, so the
-// client sees the truncation.
-func relay(w http.ResponseWriter, resp *http.Response) {
+// relay writes the target's response to the client, with the cookies of
+// af (nil without stickiness) after the target's. A response that breaks
+// off after its headers aborts the client's connection, so the client sees
+// the truncation.
+func relay(w http.ResponseWriter, resp *http.Response, af *affinity) {
 	dst := w.Header()
 	conn := resp.Header["Connection"]
 	for k, vv := range resp.Header {
@@ -331,6 +359,9 @@ func relay(w http.ResponseWriter, resp *http.Response) {
 			keys = append(keys, k)
 		}
 		dst["Trailer"] = []string{strings.Join(keys, ", ")}
+	}
+	if af != nil {
+		af.setCookies(dst)
 	}
 	w.WriteHeader(resp.StatusCode)
 	var readErr error

@@ -36,9 +36,10 @@ var (
 	errUpgradeRefused    = errors.New("target answered 101 to a request that did not ask to upgrade, or with another protocol")
 )
 
-// proxy forwards r to t and writes the target's answer to w.
+// proxy forwards r to t and writes the target's answer to w, with the
+// cookies of af (nil without stickiness) after the target's.
 // The target's answers are counted in m as they start.
-func (p *pool) proxy(w http.ResponseWriter, r *http.Request, rt *routes, t *target, upgrade string, now time.Time, m *pairMetrics) exchangeResult {
+func (p *pool) proxy(w http.ResponseWriter, r *http.Request, rt *routes, t *target, upgrade string, now time.Time, m *pairMetrics, af *affinity) exchangeResult {
 	hasBody := r.Body != nil && r.Body != http.NoBody && r.ContentLength != 0
 	dst := w.Header()
 	for attempt := 0; ; attempt++ {
@@ -84,6 +85,9 @@ func (p *pool) proxy(w http.ResponseWriter, r *http.Request, rt *routes, t *targ
 			u.close()
 			clear(dst)
 			return exchangeResult{status: http.StatusBadGateway, err: errUpgradeRefused}
+		}
+		if af != nil {
+			af.setCookies(dst)
 		}
 		res := exchangeResult{status: head.code, took: time.Since(start)}
 		m.byTarget(res.status, res.took.Seconds())

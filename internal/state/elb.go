@@ -28,6 +28,7 @@ import (
 //	/elb/lbs/<name>                                      LoadBalancer
 //	/elb/addresses/<127.0.x.y>                           index: the loopback address a load balancer holds (value: its name)
 //	/elb/address-seq                                     the next loopback address to try (decimal counter)
+//	/elb/stickiness-key                                  the key of the stickiness cookies' values (raw bytes)
 //	/elb/listeners/<lb id>/<listener id>                 Listener
 //	/elb/rules/<listener id>/<rule id>                   Rule (the listener's default rule included)
 //	/elb/tgs/<name>                                      TargetGroup
@@ -58,6 +59,7 @@ const (
 	LoadBalancersPrefix   = "/elb/lbs/"
 	LBAddressesPrefix     = "/elb/addresses/"
 	LBAddressSeqKey       = "/elb/address-seq"
+	StickinessKeyKey      = "/elb/stickiness-key"
 	ListenersPrefix       = "/elb/listeners/"
 	RulesPrefix           = "/elb/rules/"
 	TargetGroupsPrefix    = "/elb/tgs/"
@@ -268,6 +270,19 @@ func AllocateLoopback(tx store.Tx, name string) (string, error) {
 		return addr, tx.Put(LBAddressKey(addr), []byte(name))
 	}
 	return "", fmt.Errorf("every loopback address for load balancers is in use: %w", errdefs.ErrFailedPrecondition)
+}
+
+// StickinessKey returns the key that the data plane keys its stickiness
+// cookies with (lb.Config.StickinessKey), storing candidate, a random key
+// of the caller's, when the store has none yet. One key for the life of
+// the store keeps clients on their targets across restarts, and on
+// whichever control plane serves them.
+func StickinessKey(tx store.Tx, candidate []byte) ([]byte, error) {
+	kv, ok, err := tx.Get(StickinessKeyKey)
+	if err != nil || ok {
+		return kv.Value, err
+	}
+	return candidate, tx.Create(StickinessKeyKey, candidate)
 }
 
 // ReleaseLoopback frees a load balancer's address.

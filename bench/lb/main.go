@@ -5,6 +5,9 @@
 //
 //	go run ./bench/lb                               # 3 backends; -c 1 and -c 64 connections, 10 s each, 3 rounds
 //	go run ./bench/lb -duration 5s -rounds 1
+//	go run ./bench/lb -backend nginx                # nginx answering from memory as the backends
+//	GOMAXPROCS=2 go run ./bench/lb                  # Berth without the GOMAXPROCS berth up sets (lb.Procs)
+//	go run ./bench/lb -hold                         # set up, print the URLs and wait: for profiling by hand
 //
 // The backends are the test application (internal/testimage/testapp)
 // running on this host, answering GET /health with "ok". nginx proxies to
@@ -13,7 +16,8 @@
 // access log. Berth runs in this process: a control plane with its load
 // balancer, configured through the ELBv2 API with the AWS SDK (an
 // application load balancer, an ip target group with the three backends,
-// an HTTP listener), measured once its targets are healthy. "direct" is wrk
+// an HTTP listener), measured once its targets are healthy, with the
+// GOMAXPROCS berth up sets unless GOMAXPROCS is set. "direct" is wrk
 // against one backend. Each round runs every target at each concurrency in a
 // rotating order. It prints a Markdown table for docs/benchmarks.md with each
 // proxy's throughput relative to nginx's and its added p50 latency over
@@ -46,6 +50,7 @@ import (
 	elbtypes "github.com/aws/aws-sdk-go-v2/service/elasticloadbalancingv2/types"
 
 	"github.com/berthdev/berth/internal/controlplane"
+	"github.com/berthdev/berth/internal/lb"
 	"github.com/berthdev/berth/internal/sdkhttp"
 )
 
@@ -56,6 +61,7 @@ type options struct {
 	connections []int
 	dir         string
 	backend     string
+	hold        bool
 }
 
 func main() {
@@ -67,6 +73,7 @@ func main() {
 	flag.StringVar(&conns, "c", "1,64", "comma-separated wrk connection counts (the first is the low-load one)")
 	flag.StringVar(&o.dir, "dir", os.TempDir(), "working directory (a temporary folder is made inside)")
 	flag.StringVar(&o.backend, "backend", "testapp", "the backends: testapp (Berth's test application, Go net/http) or nginx (nginx answering from memory, one worker each)")
+	flag.BoolVar(&o.hold, "hold", false, "set everything up, print the URLs and wait for an interrupt instead of running wrk (for profiling by hand)")
 	flag.Parse()
 	for _, s := range strings.Split(conns, ",") {
 		n, err := strconv.Atoi(strings.TrimSpace(s))
@@ -77,6 +84,10 @@ func main() {
 	}
 	if o.backend != "testapp" && o.backend != "nginx" {
 		log.Fatalf("-backend %q: want testapp or nginx", o.backend)
+	}
+	// Berth runs in this process with the GOMAXPROCS berth up gives it.
+	if os.Getenv("GOMAXPROCS") == "" {
+		goruntime.GOMAXPROCS(lb.Procs(goruntime.GOMAXPROCS(0)))
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -128,6 +139,14 @@ func run(ctx context.Context, o options) error {
 		{"nginx 1.22 (peer)", nginxURL + "/health"},
 		{"Berth", berthURL + "/health"},
 	}
+	if o.hold {
+		for _, t := range targets {
+			fmt.Printf("%-22s %s\n", t.name, t.url)
+		}
+		fmt.Fprintf(os.Stderr, "holding (pid %d); interrupt to stop\n", os.Getpid())
+		<-ctx.Done()
+		return nil
+	}
 	results := map[string]map[int][]result{}
 	for _, t := range targets {
 		results[t.name] = map[int][]result{}
@@ -160,8 +179,8 @@ func run(ctx context.Context, o options) error {
 			fmt.Printf("| %s | %d | %.0f | %v | %v | %.2fx | %s |\n", t.name, c, m.rps, m.p50, m.p99, m.rps/peer, added)
 		}
 	}
-	fmt.Printf("\n(%d rounds of %v per run, medians; %d %s backends; wrk with 2 threads at -c 64, 1 thread at -c 1; %d cores shared by wrk, the proxies and the backends)\n",
-		o.rounds, o.duration, len(backends), o.backend, goruntime.NumCPU())
+	fmt.Printf("\n(%d rounds of %v per run, medians; %d %s backends; wrk with 2 threads at -c 64, 1 thread at -c 1; %d cores shared by wrk, the proxies and the backends; Berth with GOMAXPROCS=%d)\n",
+		o.rounds, o.duration, len(backends), o.backend, goruntime.NumCPU(), goruntime.GOMAXPROCS(0))
 	return nil
 }
 
@@ -307,6 +326,10 @@ func runNginx(ctx context.Context, prefix, conf, url string) (func(), error) {
 		return nil, err
 	}
 	cmd := exec.CommandContext(ctx, "nginx", "-p", prefix, "-c", path)
+	// On an interrupt the master stops its workers; killed, it would leave
+	// them running.
+	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
+	cmd.WaitDelay = 10 * time.Second
 	if err := cmd.Start(); err != nil {
 		return nil, err
 	}

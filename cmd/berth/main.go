@@ -21,6 +21,7 @@ import (
 
 	"github.com/berthdev/berth/internal/agent"
 	"github.com/berthdev/berth/internal/controlplane"
+	"github.com/berthdev/berth/internal/lb"
 )
 
 // version is set at build time with -ldflags "-X main.version=v1.2.3".
@@ -50,6 +51,9 @@ Environment:
   BERTH_DATA_DIR            data directory (default: $XDG_DATA_HOME/berth or ~/.local/share/berth)
   BERTH_ACCESS_KEY_ID       admin access key id to use instead of the generated one
   BERTH_SECRET_ACCESS_KEY   its secret (both must be set together)
+  GOMAXPROCS                Go threads running at once for berth up and berth server
+                            (default: 3 × the CPUs, at most CPUs + 16: the load balancers
+                            share the cores with the tasks they proxy to)
 `
 
 func main() {
@@ -175,6 +179,10 @@ func serve(cmd string, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "berth %s: %v\n", cmd, err)
 		return 2
 	}
+	if os.Getenv("GOMAXPROCS") == "" {
+		runtime.GOMAXPROCS(lb.Procs(runtime.GOMAXPROCS(0)))
+	}
+	log.Debug("go runtime", "gomaxprocs", runtime.GOMAXPROCS(0), "cpus", runtime.NumCPU())
 	cp, err := controlplane.Open(controlplane.Config{
 		Listen:       f.listen,
 		DataDir:      f.dataDir,

@@ -4,9 +4,11 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"fmt"
 	"net/http"
 	"os"
 	"os/exec"
+	"runtime"
 	"strings"
 	"sync"
 	"syscall"
@@ -17,6 +19,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ecs"
 	"github.com/aws/aws-sdk-go-v2/service/ecs/types"
 
+	"github.com/berthdev/berth/internal/lb"
 	"github.com/berthdev/berth/internal/runtime/docker"
 	"github.com/berthdev/berth/internal/testimage"
 )
@@ -186,6 +189,47 @@ func TestBerthCommands(t *testing.T) {
 			if code != tc.code || !strings.Contains(string(out), tc.want) {
 				t.Fatalf("exit %d (want %d), output lacks %q:\n%s", code, tc.code, tc.want, out)
 			}
+		})
+	}
+}
+
+// TestBerthGOMAXPROCS checks that berth server runs with lb.Procs threads
+// by default and with GOMAXPROCS when it is set, as its go_sched_gomaxprocs_threads
+// metric reports.
+func TestBerthGOMAXPROCS(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the berth binary")
+	}
+	bin := buildBerth(t)
+	for _, tc := range []struct {
+		env  string
+		want int
+	}{
+		{"", lb.Procs(runtime.GOMAXPROCS(0))},
+		{"GOMAXPROCS=3", 3},
+	} {
+		t.Run("env="+tc.env, func(t *testing.T) {
+			if tc.env != "" {
+				k, v, _ := strings.Cut(tc.env, "=")
+				t.Setenv(k, v)
+			} else {
+				t.Setenv("GOMAXPROCS", "")
+			}
+			addr := freePort(t)
+			startProcess(t, bin, t.TempDir(), addr)
+			resp, err := http.Get("http://" + addr + "/_berth/metrics")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			want := fmt.Sprintf("go_sched_gomaxprocs_threads %d", tc.want)
+			sc := bufio.NewScanner(resp.Body)
+			for sc.Scan() {
+				if sc.Text() == want {
+					return
+				}
+			}
+			t.Fatalf("metrics lack %q", want)
 		})
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"sync"
 	"syscall"
 )
 
@@ -30,6 +31,21 @@ import (
 type fastConn struct {
 	*net.TCPConn
 	rc syscall.RawConn
+	// rd and wr are the read and the write in progress. Their run methods
+	// are what rc.Read and rc.Write call, bound once in fast: a closure
+	// per call would cost three allocations, six per proxied request.
+	rd, wr rawOp
+}
+
+// rawOp is one read or write on a fastConn: its buffer, what it moved and
+// its error. mu keeps a second goroutine reading (writing) the connection
+// at the same time from overwriting them.
+type rawOp struct {
+	mu    sync.Mutex
+	p     []byte
+	n     int
+	errno syscall.Errno
+	run   func(fd uintptr) bool
 }
 
 // maxRawIO bounds the bytes one raw read or write moves.
@@ -48,28 +64,23 @@ func fast(c net.Conn) net.Conn {
 	if err != nil {
 		return c
 	}
-	return &fastConn{TCPConn: tc, rc: rc}
+	fc := &fastConn{TCPConn: tc, rc: rc}
+	fc.rd.run = fc.rd.read
+	fc.wr.run = fc.wr.write
+	return fc
 }
 
 func (c *fastConn) Read(p []byte) (int, error) {
 	if len(p) == 0 {
 		return 0, nil
 	}
-	p = p[:min(len(p), maxRawIO)]
-	var n int
-	var errno syscall.Errno
-	err := c.rc.Read(func(fd uintptr) bool {
-		for {
-			n, errno = rawRead(fd, p)
-			switch errno {
-			case syscall.EINTR:
-				continue
-			case syscall.EAGAIN:
-				return false // park until readable
-			}
-			return true
-		}
-	})
+	op := &c.rd
+	op.mu.Lock()
+	op.p, op.n, op.errno = p[:min(len(p), maxRawIO)], 0, 0
+	err := c.rc.Read(op.run)
+	n, errno := op.n, op.errno
+	op.p = nil
+	op.mu.Unlock()
 	switch {
 	case err != nil:
 		return 0, err // closed, or the deadline passed: net's own errors
@@ -81,25 +92,30 @@ func (c *fastConn) Read(p []byte) (int, error) {
 	return n, nil
 }
 
-func (c *fastConn) Write(p []byte) (int, error) {
-	var n int
-	var errno syscall.Errno
-	err := c.rc.Write(func(fd uintptr) bool {
-		for n < len(p) {
-			k, e := rawWrite(fd, p[n:min(len(p), n+maxRawIO)])
-			switch e {
-			case 0:
-				n += k
-			case syscall.EINTR:
-			case syscall.EAGAIN:
-				return false // park until writable
-			default:
-				errno = e
-				return true
-			}
+// read is one attempt of a Read: false parks the goroutine until the
+// socket is readable.
+func (op *rawOp) read(fd uintptr) bool {
+	for {
+		op.n, op.errno = rawRead(fd, op.p)
+		switch op.errno {
+		case syscall.EINTR:
+			continue
+		case syscall.EAGAIN:
+			op.errno = 0
+			return false
 		}
 		return true
-	})
+	}
+}
+
+func (c *fastConn) Write(p []byte) (int, error) {
+	op := &c.wr
+	op.mu.Lock()
+	op.p, op.n, op.errno = p, 0, 0
+	err := c.rc.Write(op.run)
+	n, errno := op.n, op.errno
+	op.p = nil
+	op.mu.Unlock()
 	switch {
 	case err != nil:
 		return n, err
@@ -107,6 +123,25 @@ func (c *fastConn) Write(p []byte) (int, error) {
 		return n, c.opError("write", errno)
 	}
 	return n, nil
+}
+
+// write is one attempt of a Write: false parks the goroutine until the
+// socket is writable, to go on where it stopped.
+func (op *rawOp) write(fd uintptr) bool {
+	for op.n < len(op.p) {
+		k, e := rawWrite(fd, op.p[op.n:min(len(op.p), op.n+maxRawIO)])
+		switch e {
+		case 0:
+			op.n += k
+		case syscall.EINTR:
+		case syscall.EAGAIN:
+			return false
+		default:
+			op.errno = e
+			return true
+		}
+	}
+	return true
 }
 
 // opError is the error net.TCPConn returns for a failed system call, so

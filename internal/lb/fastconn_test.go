@@ -180,3 +180,35 @@ func TestFastConnClosed(t *testing.T) {
 		t.Fatalf("Write after Close = %v; want net.ErrClosed", err)
 	}
 }
+
+// TestFastConnDoesNotAllocate checks that a read and a write that find the
+// socket ready allocate nothing: the proxy makes several per request.
+func TestFastConnDoesNotAllocate(t *testing.T) {
+	if !rawSyscalls {
+		t.Skip("measured where the load balancer makes raw system calls (rawio.go); race detector builds allocate in it")
+	}
+	fc, peer := tcpPair(t)
+	msg := []byte("GET / HTTP/1.1\r\n\r\n")
+	buf := make([]byte, 64)
+	allocs := testing.AllocsPerRun(200, func() {
+		if _, err := fc.Write(msg); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := io.ReadFull(peer, buf[:len(msg)]); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := peer.Write(msg); err != nil {
+			t.Fatal(err)
+		}
+		for got := 0; got < len(msg); {
+			n, err := fc.Read(buf[got:len(msg)])
+			if err != nil {
+				t.Fatal(err)
+			}
+			got += n
+		}
+	})
+	if allocs != 0 {
+		t.Fatalf("a write and a read on a fastConn allocate %v times, want 0", allocs)
+	}
+}

@@ -12,6 +12,9 @@ import (
 // send has MSG_NOSIGNAL: a peer that closed gets EPIPE without a SIGPIPE.
 // p is never empty.
 
+// rawSyscalls reports that this build makes raw system calls.
+const rawSyscalls = true
+
 func rawRead(fd uintptr, p []byte) (int, syscall.Errno) {
 	n, _, e := syscall.RawSyscall(syscall.SYS_READ, fd, uintptr(unsafe.Pointer(&p[0])), uintptr(len(p)))
 	if e != 0 {

@@ -7,6 +7,9 @@ import (
 	"syscall"
 )
 
+// rawSyscalls reports that this build makes no raw system calls.
+const rawSyscalls = false
+
 // rawRead and rawWrite go through the syscall package where raw system
 // calls are not used: other systems, and race-detector builds, whose
 // syscall package tells the detector about the memory a read fills and

@@ -3,7 +3,7 @@
 // nginx as a reverse proxy, side by side in one run, with wrk at fixed
 // concurrency.
 //
-//	go run ./bench/lb                               # 3 backends; -c 1 and -c 64 connections, 10 s each, 3 rounds
+//	go run ./bench/lb                               # 3 backends; -c 1 and -c 64 connections, 10 s each, 5 rounds
 //	go run ./bench/lb -duration 5s -rounds 1
 //	go run ./bench/lb -backend nginx                # nginx answering from memory as the backends
 //	GOMAXPROCS=2 go run ./bench/lb                  # Berth without the GOMAXPROCS berth up sets (lb.Procs)
@@ -68,7 +68,7 @@ func main() {
 	var o options
 	var conns string
 	flag.IntVar(&o.backends, "backends", 3, "backend processes")
-	flag.IntVar(&o.rounds, "rounds", 3, "rounds (each runs every target at every concurrency)")
+	flag.IntVar(&o.rounds, "rounds", 5, "rounds (each runs every target at every concurrency); the figures are their medians")
 	flag.DurationVar(&o.duration, "duration", 10*time.Second, "wrk duration per run")
 	flag.StringVar(&conns, "c", "1,64", "comma-separated wrk connection counts (the first is the low-load one)")
 	flag.StringVar(&o.dir, "dir", os.TempDir(), "working directory (a temporary folder is made inside)")

@@ -8,12 +8,12 @@ package lb
 // The load balancer shares its cores with the processes it proxies for:
 // the tasks, and on one machine the clients too. Every write that wakes
 // one of them tends to get the writing thread preempted, and while it
-// waits in the kernel's run queue its P's goroutines wait with it (about
-// 85 µs on average on a 2-core VM at 64 connections, against 26 µs for an
-// nginx worker), and the cores go idle for about 7% of the time although
-// there is work. With more Ps than cores another thread runs those
-// goroutines. bench/lb measures 1.10x to 1.25x the throughput of
-// GOMAXPROCS=n on 2 cores (docs/benchmarks.md); a thread beyond the cores
+// waits in the kernel's run queue its P's goroutines wait with it (85 µs
+// on average on a 2-core VM at 64 connections, against 26 µs for the
+// nginx workers it proxied to), and the cores go idle for 5% of the time
+// although there is work. With more Ps than cores another thread runs
+// those goroutines: bench/lb measures 1.15x to 1.2x the throughput of
+// GOMAXPROCS=n on 2 cores (docs/benchmarks.md). A P beyond the cores
 // costs little where they are not busy. The cap bounds the scheduler's
 // per-P work on large hosts, where this was not measured.
 func Procs(n int) int {

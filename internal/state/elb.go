@@ -504,6 +504,57 @@ func ListTargets(tx store.ReadTx, tgID string) ([]*Target, error) {
 	return out, nil
 }
 
+// TargetCache keeps decoded targets from one read of every load balancer to
+// the next, each for as long as its record is unchanged (its ModRevision):
+// decoding is most of such a read, and between two reads few targets
+// change. Begin starts a read; what the read before did not list is
+// forgotten. The targets it returns are shared between reads and must not
+// be modified. Not safe for concurrent use.
+type TargetCache struct {
+	prev, cur map[string]cachedTarget
+}
+
+type cachedTarget struct {
+	rev int64
+	t   *Target
+}
+
+// Begin starts a read.
+func (c *TargetCache) Begin() {
+	c.prev, c.cur = c.cur, make(map[string]cachedTarget, len(c.cur))
+}
+
+// List is ListTargets through the cache; a nil cache decodes every target.
+func (c *TargetCache) List(tx store.ReadTx, tgID string) ([]*Target, error) {
+	if c == nil {
+		return ListTargets(tx, tgID)
+	}
+	if c.cur == nil {
+		c.Begin()
+	}
+	kvs, err := tx.List(TargetsTGPrefix(tgID), "", 0)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]*Target, 0, len(kvs))
+	for _, kv := range kvs {
+		e, ok := c.cur[kv.Key]
+		if !ok || e.rev != kv.ModRevision {
+			e, ok = c.prev[kv.Key]
+		}
+		if !ok || e.rev != kv.ModRevision {
+			t, err := Decode[Target](kv)
+			if err != nil {
+				return nil, err
+			}
+			e = cachedTarget{rev: kv.ModRevision, t: t}
+		}
+		c.cur[kv.Key] = e
+		out = append(out, e.t)
+	}
+	return out, nil
+}
+
 // SetTargetsInUse moves group tgID's targets as it gains its first user
 // (unused → initial, Elb.RegistrationInProgress) or loses its last (every
 // target but a draining one → unused, Target.NotInUse).
@@ -599,8 +650,9 @@ type TargetGroupView struct {
 
 // ReadLoadBalancer reads load balancer name with its listeners, their
 // rules, the target groups those forward to and their targets: one List per
-// listener and per group.
-func ReadLoadBalancer(tx store.ReadTx, arns ARNs, name string) (*LoadBalancerView, bool, error) {
+// listener and per group. With a cache (optional), targets whose records
+// have not changed since the cache's last read are not decoded again.
+func ReadLoadBalancer(tx store.ReadTx, arns ARNs, name string, cache *TargetCache) (*LoadBalancerView, bool, error) {
 	lb, ok, err := Get[LoadBalancer](tx, LoadBalancerKey(name))
 	if err != nil || !ok {
 		return nil, false, err
@@ -632,7 +684,7 @@ func ReadLoadBalancer(tx store.ReadTx, arns ARNs, name string) (*LoadBalancerVie
 				if !ok {
 					continue
 				}
-				targets, err := ListTargets(tx, tg.ID)
+				targets, err := cache.List(tx, tg.ID)
 				if err != nil {
 					return nil, false, err
 				}

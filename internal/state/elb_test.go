@@ -210,3 +210,70 @@ func TestTargetStateMachine(t *testing.T) {
 		t.Fatalf("index entry left behind: %d %v", removed, next)
 	}
 }
+
+// TestTargetCache: a read through the cache decodes only the targets whose
+// records changed since the read before, returns what ListTargets returns,
+// and lists no target that is gone.
+func TestTargetCache(t *testing.T) {
+	st := openStore(t)
+	ctx := context.Background()
+	put := func(id string, port int32, addr string) {
+		t.Helper()
+		if _, err := st.Update(ctx, func(tx store.Tx) error {
+			return state.Put(tx, state.TargetKey("tg1", id, port), &state.Target{
+				TargetGroupArn: "arn:tg1",
+				Target:         elbv2types.TargetDescription{Id: id, Port: &port},
+				Address:        addr,
+			})
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	put("10.0.0.1", 80, "10.0.0.1")
+	put("10.0.0.2", 80, "10.0.0.2")
+	var cache state.TargetCache
+	read := func() (cached, plain []*state.Target) {
+		t.Helper()
+		if err := st.View(ctx, func(tx store.ReadTx) error {
+			cache.Begin()
+			var err error
+			if cached, err = cache.List(tx, "tg1"); err != nil {
+				return err
+			}
+			plain, err = state.ListTargets(tx, "tg1")
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+		if len(cached) != len(plain) {
+			t.Fatalf("cache lists %d targets, ListTargets %d", len(cached), len(plain))
+		}
+		for i := range plain {
+			if cached[i].Target.Id != plain[i].Target.Id || cached[i].Address != plain[i].Address {
+				t.Fatalf("target %d: cache has %+v, ListTargets %+v", i, cached[i], plain[i])
+			}
+		}
+		return cached, plain
+	}
+	first, _ := read()
+	second, _ := read()
+	if first[0] != second[0] || first[1] != second[1] {
+		t.Fatal("unchanged targets were decoded again")
+	}
+	put("10.0.0.2", 80, "10.0.0.9") // a changed record
+	third, _ := read()
+	if third[0] != first[0] {
+		t.Fatal("an unchanged target was decoded again")
+	}
+	if third[1] == first[1] || third[1].Address != "10.0.0.9" {
+		t.Fatalf("a changed target was not decoded again: %+v", third[1])
+	}
+	if _, err := st.Update(ctx, func(tx store.Tx) error {
+		return tx.Delete(state.TargetKey("tg1", "10.0.0.1", 80))
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if fourth, _ := read(); len(fourth) != 1 || fourth[0] != third[1] {
+		t.Fatalf("after a delete the cache lists %d targets", len(fourth))
+	}
+}

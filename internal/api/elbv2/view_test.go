@@ -28,7 +28,7 @@ func TestReadLoadBalancer(t *testing.T) {
 	err := f.st.View(f.ctx, func(tx store.ReadTx) error {
 		var ok bool
 		var err error
-		v, ok, err = state.ReadLoadBalancer(tx, arns, "web")
+		v, ok, err = state.ReadLoadBalancer(tx, arns, "web", nil)
 		if !ok && err == nil {
 			t.Fatal("load balancer not found")
 		}

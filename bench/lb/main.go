@@ -86,9 +86,7 @@ func main() {
 		log.Fatalf("-backend %q: want testapp or nginx", o.backend)
 	}
 	// Berth runs in this process with the GOMAXPROCS berth up gives it.
-	if os.Getenv("GOMAXPROCS") == "" {
-		goruntime.GOMAXPROCS(lb.Procs(goruntime.GOMAXPROCS(0)))
-	}
+	lb.SetProcs()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := run(ctx, o); err != nil {

@@ -53,7 +53,8 @@ Environment:
   BERTH_SECRET_ACCESS_KEY   its secret (both must be set together)
   GOMAXPROCS                Go threads running at once for berth up and berth server
                             (default: 3 × the CPUs, at most CPUs + 16: the load balancers
-                            share the cores with the tasks they proxy to)
+                            share the cores with the tasks they proxy to; under a cgroup
+                            CPU quota, the Go runtime's default)
 `
 
 func main() {
@@ -179,10 +180,8 @@ func serve(cmd string, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "berth %s: %v\n", cmd, err)
 		return 2
 	}
-	if os.Getenv("GOMAXPROCS") == "" {
-		runtime.GOMAXPROCS(lb.Procs(runtime.GOMAXPROCS(0)))
-	}
-	log.Debug("go runtime", "gomaxprocs", runtime.GOMAXPROCS(0), "cpus", runtime.NumCPU())
+	procs, why := lb.SetProcs()
+	log.Debug("go runtime", "gomaxprocs", procs, "why", why, "cpus", runtime.NumCPU())
 	cp, err := controlplane.Open(controlplane.Config{
 		Listen:       f.listen,
 		DataDir:      f.dataDir,

@@ -75,6 +75,11 @@ func (b *Balancer) forward(w http.ResponseWriter, r *http.Request, rt *routes, a
 	var wg *weighted
 	if a.stick != 0 {
 		wg = a.stuckGroup(r.Header["Cookie"])
+		if wg != nil && len(wg.g.set.Load().list) == 0 {
+			// A group left without targets (blue/green cut over) lets its
+			// clients go where the weights send them.
+			wg = nil
+		}
 	}
 	if wg == nil {
 		wg = a.pickGroup()

@@ -377,7 +377,7 @@ func TestStickyAppCookieCORS(t *testing.T) {
 // TestGroupStickiness: a forward to two weighted groups with group
 // stickiness names the group in AWSALBTG and AWSALBTGCORS; requests
 // carrying either go to that group, even once its weight is 0, until it
-// leaves the forward.
+// has no targets or leaves the forward.
 func TestGroupStickiness(t *testing.T) {
 	clock := newFakeClock(time.Date(2030, 3, 4, 5, 6, 7, 0, time.UTC))
 	blue, green := newBackend(t, "blue"), newBackend(t, "green")
@@ -425,6 +425,20 @@ func TestGroupStickiness(t *testing.T) {
 	}
 	if got := spread(t, c, url, 10, "Cookie", "AWSALBTG="+tg.Value); got[first] != 10 {
 		t.Errorf("weight 0: %v, want all still on %s", got, first)
+	}
+	// The group at weight 0 loses its targets (blue/green cut over): its
+	// clients go where the weights send them, not to a 503.
+	emptied := forward(1, 0)
+	if first == "blue" {
+		emptied = forward(0, 1)
+		emptied.TargetGroups[0].Targets = nil
+	} else {
+		emptied.TargetGroups[1].Targets = nil
+	}
+	apply(t, b, emptied)
+	other := map[string]string{"blue": "green", "green": "blue"}[first]
+	if got := spread(t, c, url, 10, "Cookie", "AWSALBTG="+tg.Value); got[other] != 10 {
+		t.Errorf("stuck group without targets: %v, want all on %s", got, other)
 	}
 	// A group no longer in the forward: the weights decide.
 	snap := forward(1, 1)

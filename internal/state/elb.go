@@ -279,11 +279,18 @@ func AllocateLoopback(tx store.Tx, name string) (string, error) {
 // whichever control plane serves them.
 func StickinessKey(tx store.Tx, candidate []byte) ([]byte, error) {
 	kv, ok, err := tx.Get(StickinessKeyKey)
-	if err != nil || ok {
-		return kv.Value, err
+	if err != nil {
+		return nil, err
 	}
-	return candidate, tx.Create(StickinessKeyKey, candidate)
+	if ok && len(kv.Value) >= minStickinessKey {
+		return kv.Value, nil
+	}
+	// None yet, or one too short to key anything (damaged): the candidate.
+	return candidate, tx.Put(StickinessKeyKey, candidate)
 }
+
+// minStickinessKey is the shortest stored stickiness key used.
+const minStickinessKey = 16
 
 // ReleaseLoopback frees a load balancer's address.
 func ReleaseLoopback(tx store.Tx, addr string) error {

@@ -277,3 +277,35 @@ func TestTargetCache(t *testing.T) {
 		t.Fatalf("after a delete the cache lists %d targets", len(fourth))
 	}
 }
+
+// TestStickinessKey: the first call stores its candidate, later ones get
+// it back, and a stored key too short to use is replaced.
+func TestStickinessKey(t *testing.T) {
+	st := openStore(t)
+	ctx := context.Background()
+	key := func(candidate string) string {
+		t.Helper()
+		var got []byte
+		if _, err := st.Update(ctx, func(tx store.Tx) error {
+			var err error
+			got, err = state.StickinessKey(tx, []byte(candidate))
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+		return string(got)
+	}
+	first := "0123456789abcdef0123456789abcdef"
+	if got := key(first); got != first {
+		t.Fatalf("first call: %q, want the candidate", got)
+	}
+	if got := key("another candidate, 32 bytes long"); got != first {
+		t.Fatalf("second call: %q, want the stored key", got)
+	}
+	if _, err := st.Update(ctx, func(tx store.Tx) error { return tx.Put(state.StickinessKeyKey, nil) }); err != nil {
+		t.Fatal(err)
+	}
+	if got := key("a fresh candidate, 32 bytes long"); got != "a fresh candidate, 32 bytes long" {
+		t.Fatalf("after an empty key was stored: %q, want the candidate", got)
+	}
+}

@@ -26,6 +26,14 @@ import (
 // with one map lookup. AWSALBAPP-0 adds when it was issued and a MAC (see
 // appValue): an application session ends Duration after its last
 // response, which the load balancer checks itself.
+//
+// One AWSALB (AWSALBAPP-0) value serves every group with lb_cookie
+// (app_cookie) stickiness, as ALB's does: it is a run of entries of fixed
+// length, one per group, each the group's tag (the start of its token)
+// and its target's token (value). A response sets its group's entry first
+// and keeps the others, up to maxEntries, so a client moving between
+// rules that forward to different sticky groups stays on its target in
+// each. The cookie's Expires is that of the group that set it last.
 
 // Cookie names (ALB's).
 const (
@@ -44,9 +52,19 @@ const (
 	appCookieLife = 7 * 24 * time.Hour
 	// tokenLen is the length of a token in its cookie.
 	tokenLen = 20
-	// appValueLen is the length of an AWSALBAPP-0 value: the target's
+	// appValueLen is the length of a target's AWSALBAPP-0 value: its
 	// token, then 12 bytes (issued at, MAC) in base64url.
 	appValueLen = tokenLen + 16
+	// tagLen is the length of a group's tag, the start of its token, which
+	// opens its entry in AWSALB and AWSALBAPP-0 values.
+	tagLen = 8
+	// lbEntryLen and appEntryLen are the lengths of a group's entry in
+	// AWSALB and in AWSALBAPP-0 values: its tag, then its target's token
+	// (lb) or value (app).
+	lbEntryLen  = tagLen + tokenLen
+	appEntryLen = tagLen + appValueLen
+	// maxEntries bounds the groups one AWSALB or AWSALBAPP-0 value keeps.
+	maxEntries = 8
 )
 
 // stickiness is a group's compiled Stickiness.
@@ -120,6 +138,9 @@ type affinity struct {
 	session bool
 	// cors adds SameSite=None; Secure to AWSALBAPP-0.
 	cors bool
+	// others are the entries of other groups in the request's AWSALB or
+	// AWSALBAPP-0 value, for the response's to keep.
+	others string
 }
 
 // stuckGroup returns the group of a forward with group stickiness that
@@ -142,9 +163,11 @@ func (a *action) stuckGroup(cookies []string) *weighted {
 
 // stuckTarget returns the target the request's cookies stick to in group
 // g with stickiness st when it may receive requests, or nil; it records
-// in af whether the request is in an application session.
+// in af whether the request is in an application session and the other
+// groups' entries.
 func (af *affinity) stuckTarget(r *http.Request, rt *routes, g *group, st *stickiness) *target {
 	cookies := r.Header["Cookie"]
+	tag := g.token[:tagLen]
 	if !st.app {
 		v, ok := cookieValue(cookies, cookieLB)
 		if !ok {
@@ -153,25 +176,57 @@ func (af *affinity) stuckTarget(r *http.Request, rt *routes, g *group, st *stick
 		if !ok {
 			return nil
 		}
-		return g.set.Load().sticky[v]
+		var mine string
+		mine, af.others = entries(v, lbEntryLen, tag)
+		if mine == "" {
+			return nil
+		}
+		return g.set.Load().sticky[mine[tagLen:]]
 	}
 	// ALB adds SameSite=None; Secure to AWSALBAPP-0 for Chromium 80 and
 	// later. It is silent on HTTP listeners, where a browser refuses a
 	// Secure cookie and the session would never start: Berth adds them on
 	// HTTPS listeners only.
 	af.cors = rt.scheme == "https" && chromium80(r.Header["User-Agent"])
+	v, ok := cookieValue(cookies, cookieApp)
+	if !ok {
+		return nil
+	}
+	var mine string
+	mine, af.others = entries(v, appEntryLen, tag)
 	if _, ok := cookieValue(cookies, st.cookie); !ok {
 		return nil
 	}
-	v, ok := cookieValue(cookies, cookieApp)
-	if !ok || !g.openApp(v, af.now, st.duration) {
+	if mine == "" || !g.openApp(mine[tagLen:], af.now, st.duration) {
 		return nil
 	}
 	// A session whose target can no longer receive requests moves to the
 	// one the algorithm picks (ALB: the session is then stuck to the new
 	// target, even if the old one comes back).
 	af.session = true
-	return g.set.Load().sticky[v[:tokenLen]]
+	return g.set.Load().sticky[mine[tagLen:tagLen+tokenLen]]
+}
+
+// entries splits a cookie value made of entries of size characters into
+// the one whose tag is tag (or "") and the others, at most maxEntries-1
+// of them. A value that is not a run of such entries has none.
+func entries(v string, size int, tag string) (mine, others string) {
+	if len(v)%size != 0 || len(v) > maxEntries*size {
+		return "", ""
+	}
+	var b strings.Builder
+	for i := 0; i < len(v); i += size {
+		e := v[i : i+size]
+		switch {
+		case e[:tagLen] == tag:
+			if mine == "" {
+				mine = e
+			}
+		case b.Len() < (maxEntries-1)*size:
+			b.WriteString(e)
+		}
+	}
+	return mine, b.String()
 }
 
 // setCookies appends the load balancer's Set-Cookie values to h, the
@@ -180,9 +235,9 @@ func (af *affinity) setCookies(h http.Header) {
 	if st := af.st; st != nil {
 		switch {
 		case !st.app:
-			addCookies(h, af.t.lbCookies(st.duration, af.now))
+			addCookies(h, af.t.lbCookies(st.duration, af.now, af.others))
 		case af.session || setsCookie(h["Set-Cookie"], st.cookie):
-			addCookies(h, af.t.appCookie(af.now, af.cors))
+			addCookies(h, af.t.appCookie(af.now, af.cors, af.others))
 		}
 	}
 	if af.tg != nil {
@@ -220,24 +275,37 @@ func batch(p *atomic.Pointer[cookieBatch], sec int64, d time.Duration, build fun
 	return c.values
 }
 
-// lbCookies are AWSALB and AWSALBCORS naming t, expiring after d.
-func (t *target) lbCookies(d time.Duration, now time.Time) []string {
+// lbCookies are AWSALB and AWSALBCORS naming t for its group, then the
+// entries of others, expiring after d. Without others they are cached.
+func (t *target) lbCookies(d time.Duration, now time.Time, others string) []string {
 	sec := now.Unix()
-	return batch(&t.cookies, sec, d, func() []string {
+	build := func() []string {
+		v := t.g.token[:tagLen] + t.token + others
 		attrs := "; Expires=" + expires(sec, d) + "; Path=/"
-		return []string{cookieLB + "=" + t.token + attrs, cookieLBCORS + "=" + t.token + attrs + "; SameSite=None; Secure"}
-	})
+		return []string{cookieLB + "=" + v + attrs, cookieLBCORS + "=" + v + attrs + "; SameSite=None; Secure"}
+	}
+	if others != "" {
+		return build()
+	}
+	return batch(&t.cookies, sec, d, build)
 }
 
-// appCookie is AWSALBAPP-0 naming t, issued now: plain, or with
-// SameSite=None; Secure when cors is set.
-func (t *target) appCookie(now time.Time, cors bool) []string {
+// appCookie is AWSALBAPP-0 naming t for its group, issued now, then the
+// entries of others: plain, or with SameSite=None; Secure when cors is
+// set. Without others it is cached.
+func (t *target) appCookie(now time.Time, cors bool, others string) []string {
 	sec := now.Unix()
-	// A duration of 0 tells these apart from t's AWSALB cookies.
-	both := batch(&t.cookies, sec, 0, func() []string {
-		v := cookieApp + "=" + t.g.appValue(t.token, sec) + "; Expires=" + expires(sec, appCookieLife) + "; Path=/"
+	build := func() []string {
+		v := cookieApp + "=" + t.g.token[:tagLen] + t.g.appValue(t.token, sec) + others + "; Expires=" + expires(sec, appCookieLife) + "; Path=/"
 		return []string{v, v + "; SameSite=None; Secure"}
-	})
+	}
+	var both []string
+	if others != "" {
+		both = build()
+	} else {
+		// A duration of 0 tells these apart from t's AWSALB cookies.
+		both = batch(&t.cookies, sec, 0, build)
+	}
 	if cors {
 		return both[1:2:2]
 	}

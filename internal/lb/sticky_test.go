@@ -6,7 +6,9 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"net/http/cookiejar"
 	"net/http/httptest"
+	neturl "net/url"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -31,11 +33,11 @@ func (c *fakeClock) expires(d time.Duration) time.Time { return c.now().Add(d).T
 
 // stickyBackend is a target that answers with its name and, like an
 // application with its own cookies, sets "own=<name>" on every response
-// and "SESSION=<name>" on /login.
+// and "SESSION=<name>" on paths ending in /login.
 func stickyBackend(name string) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Add("Set-Cookie", "own="+name+"; Path=/")
-		if r.URL.Path == "/login" {
+		if strings.HasSuffix(r.URL.Path, "/login") {
 			w.Header().Add("Set-Cookie", "SESSION="+name+"; Path=/; HttpOnly")
 		}
 		_, _ = io.WriteString(w, name)
@@ -598,5 +600,82 @@ func TestStickyCookiesCached(t *testing.T) {
 		af.setCookies(h)
 	}); allocs != 0 || &h["Set-Cookie"][0] != &want[0] {
 		t.Errorf("%v allocations per response, values shared %v", allocs, &h["Set-Cookie"][0] == &want[0])
+	}
+}
+
+// TestStickyAcrossGroups: a browser moving between rules that forward to
+// two sticky groups keeps its target in each, with one AWSALB (or
+// AWSALBAPP-0) cookie holding an entry per group.
+func TestStickyAcrossGroups(t *testing.T) {
+	for _, st := range []Stickiness{
+		{Enabled: true, Type: StickinessLBCookie, Duration: time.Hour},
+		{Enabled: true, Type: StickinessAppCookie, CookieName: "SESSION", Duration: time.Hour},
+	} {
+		t.Run(st.Type, func(t *testing.T) {
+			group := func(id string) TargetGroup {
+				var addrs []string
+				for a := range stickyTargets(t, ProtocolHTTP, 2) {
+					addrs = append(addrs, a)
+				}
+				return TargetGroup{ID: id, HealthCheck: HealthCheck{Disabled: true}, Targets: targetsOf(addrs...), Stickiness: st}
+			}
+			b := newTestBalancer(t, Config{})
+			apply(t, b, Snapshot{
+				LoadBalancers: []LoadBalancer{{ID: "lb", Address: "127.0.0.1", Listeners: []Listener{{ID: "l", Protocol: ProtocolHTTP, Rules: []Rule{
+					{Priority: 1, Conditions: []Condition{{Field: FieldPathPattern, Values: []string{"/api/*"}}}, Action: forwardTo("api")},
+					{IsDefault: true, Action: forwardTo("web")},
+				}}}}},
+				TargetGroups: []TargetGroup{group("api"), group("web")},
+			})
+			url := baseURL(t, b, "lb", "l")
+			jar, err := cookiejar.New(nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			c := newClient()
+			c.Jar = jar
+			// The application cookie's session starts at /login.
+			_, api, _ := get(t, c, url+"/api/login")
+			_, web, _ := get(t, c, url+"/login")
+			for i := range 6 {
+				if _, got, _ := get(t, c, url+"/api/x"); got != api {
+					t.Fatalf("request %d to the api group went to %s, want %s (cookies %v)", i, got, api, jar.Cookies(mustParse(t, url)))
+				}
+				if _, got, _ := get(t, c, url+"/x"); got != web {
+					t.Fatalf("request %d to the web group went to %s, want %s (cookies %v)", i, got, web, jar.Cookies(mustParse(t, url)))
+				}
+			}
+		})
+	}
+}
+
+func mustParse(t *testing.T, raw string) *neturl.URL {
+	t.Helper()
+	u, err := neturl.Parse(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return u
+}
+
+// TestEntries splits AWSALB-style values into a group's entry and the
+// others, bounded, and rejects values of the wrong shape.
+func TestEntries(t *testing.T) {
+	a, b, c := "AAAAAAAA"+strings.Repeat("a", 4), "BBBBBBBB"+strings.Repeat("b", 4), "CCCCCCCC"+strings.Repeat("c", 4)
+	for _, tc := range []struct {
+		v, mine, others string
+	}{
+		{a, a, ""},
+		{b + a + c, a, b + c},
+		{b + c, "", b + c},
+		{a + a, a, ""},
+		{a + "x", "", ""},
+		{strings.Repeat(b, maxEntries+1), "", ""},
+		{strings.Repeat(b, maxEntries-1) + a, a, strings.Repeat(b, maxEntries-1)},
+	} {
+		mine, others := entries(tc.v, 12, "AAAAAAAA")
+		if mine != tc.mine || others != tc.others {
+			t.Errorf("entries(%q) = %q, %q; want %q, %q", tc.v, mine, others, tc.mine, tc.others)
+		}
 	}
 }

@@ -32,7 +32,6 @@ import (
 	"fmt"
 	"log"
 	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -49,6 +48,7 @@ import (
 	elb "github.com/aws/aws-sdk-go-v2/service/elasticloadbalancingv2"
 	elbtypes "github.com/aws/aws-sdk-go-v2/service/elasticloadbalancingv2/types"
 
+	"github.com/berthdev/berth/bench/internal/benchutil"
 	"github.com/berthdev/berth/internal/controlplane"
 	"github.com/berthdev/berth/internal/lb"
 	"github.com/berthdev/berth/internal/sdkhttp"
@@ -199,7 +199,7 @@ func startBackends(ctx context.Context, dir string, n int) ([]string, func(), er
 		}
 	}
 	for i := range n {
-		port, err := freePort()
+		port, err := benchutil.FreePort()
 		if err != nil {
 			stop()
 			return nil, nil, err
@@ -211,7 +211,7 @@ func startBackends(ctx context.Context, dir string, n int) ([]string, func(), er
 		}
 		cmds = append(cmds, cmd)
 		addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
-		if err := waitUp(ctx, "http://"+addr+"/health"); err != nil {
+		if err := benchutil.WaitUp(ctx, "http://"+addr+"/health"); err != nil {
 			stop()
 			return nil, nil, err
 		}
@@ -222,7 +222,7 @@ func startBackends(ctx context.Context, dir string, n int) ([]string, func(), er
 
 // startNginx runs nginx as a keep-alive reverse proxy to the backends.
 func startNginx(ctx context.Context, dir string, backends []string) (string, func(), error) {
-	port, err := freePort()
+	port, err := benchutil.FreePort()
 	if err != nil {
 		return "", nil, err
 	}
@@ -268,7 +268,7 @@ func startNginxBackends(ctx context.Context, dir string, n int) ([]string, func(
 		}
 	}
 	for i := range n {
-		port, err := freePort()
+		port, err := benchutil.FreePort()
 		if err != nil {
 			stop()
 			return nil, nil, err
@@ -332,7 +332,7 @@ func runNginx(ctx context.Context, prefix, conf, url string) (func(), error) {
 		return nil, err
 	}
 	stop := func() { _ = cmd.Process.Signal(syscall.SIGTERM); _ = cmd.Wait() }
-	if err := waitUp(ctx, url); err != nil {
+	if err := benchutil.WaitUp(ctx, url); err != nil {
 		stop()
 		return nil, fmt.Errorf("nginx: %w", err)
 	}
@@ -351,7 +351,7 @@ func startBerth(ctx context.Context, dir string, backends []string) (string, fun
 	go func() { done <- cp.Serve(sctx) }()
 	stop := func() { cancel(); <-done }
 	fail := func(err error) (string, func(), error) { stop(); return "", nil, err }
-	if err := waitUp(ctx, cp.Endpoint()+"/_berth/health"); err != nil {
+	if err := benchutil.WaitUp(ctx, cp.Endpoint()+"/_berth/health"); err != nil {
 		return fail(err)
 	}
 	key := cp.Key()
@@ -382,7 +382,7 @@ func startBerth(ctx context.Context, dir string, backends []string) (string, fun
 	if _, err := c.RegisterTargets(ctx, &elb.RegisterTargetsInput{TargetGroupArn: tgArn, Targets: targets}); err != nil {
 		return fail(err)
 	}
-	port, err := freePort()
+	port, err := benchutil.FreePort()
 	if err != nil {
 		return fail(err)
 	}
@@ -488,31 +488,4 @@ func median(rs []result) result {
 		p50: time.Duration(by(func(r result) float64 { return float64(r.p50) })),
 		p99: time.Duration(by(func(r result) float64 { return float64(r.p99) })),
 	}
-}
-
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
-}
-
-func waitUp(ctx context.Context, url string) error {
-	deadline := time.Now().Add(30 * time.Second)
-	for time.Now().Before(deadline) {
-		if resp, err := http.Get(url); err == nil {
-			resp.Body.Close()
-			if resp.StatusCode < 500 {
-				return nil
-			}
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(50 * time.Millisecond):
-		}
-	}
-	return fmt.Errorf("%s did not answer within 30 s", url)
 }

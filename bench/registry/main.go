@@ -29,12 +29,12 @@ import (
 	"io"
 	"log"
 	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -52,6 +52,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/static"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
+	"github.com/berthdev/berth/bench/internal/benchutil"
 	"github.com/berthdev/berth/internal/controlplane"
 	"github.com/berthdev/berth/internal/sdkhttp"
 )
@@ -261,7 +262,7 @@ func startBerth(ctx context.Context, dir string) (*target, func(), error) {
 	go func() { done <- cp.Serve(sctx) }()
 	stop := func() { cancel(); <-done }
 	endpoint := cp.Endpoint()
-	if err := waitUp(ctx, endpoint+"/_berth/health"); err != nil {
+	if err := benchutil.WaitUp(ctx, endpoint+"/_berth/health"); err != nil {
 		stop()
 		return nil, nil, err
 	}
@@ -303,12 +304,11 @@ func startDistribution(ctx context.Context, dir string) (*target, func(), error)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, nil, err
 	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	port, err := benchutil.FreePort()
 	if err != nil {
 		return nil, nil, err
 	}
-	addr := l.Addr().String()
-	l.Close()
+	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
 	cfg := filepath.Join(dir, "config.yml")
 	if err := os.WriteFile(cfg, fmt.Appendf(nil, "version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: %s/data\nhttp:\n  addr: %s\n", dir, addr), 0o644); err != nil {
 		return nil, nil, err
@@ -320,7 +320,7 @@ func startDistribution(ctx context.Context, dir string) (*target, func(), error)
 		return nil, nil, err
 	}
 	stop := func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }
-	if err := waitUp(ctx, "http://"+addr+"/v2/"); err != nil {
+	if err := benchutil.WaitUp(ctx, "http://"+addr+"/v2/"); err != nil {
 		stop()
 		return nil, nil, fmt.Errorf("docker-registry: %w\n%s", err, stderr.String())
 	}
@@ -330,25 +330,6 @@ func startDistribution(ctx context.Context, dir string) (*target, func(), error)
 		auth:    authn.Anonymous,
 		newRepo: func(context.Context, string) error { return nil },
 	}, stop, nil
-}
-
-func waitUp(ctx context.Context, url string) error {
-	deadline := time.Now().Add(30 * time.Second)
-	for time.Now().Before(deadline) {
-		resp, err := http.Get(url)
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode < 500 {
-				return nil
-			}
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(50 * time.Millisecond):
-		}
-	}
-	return fmt.Errorf("%s did not answer within 30 s", url)
 }
 
 func median(d []time.Duration) time.Duration {
